@@ -1,0 +1,54 @@
+# Cocoon appliance. Targets: setup build demo test e2e bench fuzz lint.
+# Everything a target needs it installs itself (Debian packages via apt-get,
+# Go modules via the module proxy, the pinned Debian inputs via
+# `cocoon image fetch`).
+
+SHELL      := /bin/bash
+GO         ?= go
+BIN        := bin/cocoon
+OUT        ?= out/image
+FUZZTIME   ?= 30s
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_TOOLS  := cryptsetup-bin squashfs-tools cpio fdisk gdisk xz-utils
+export COCOON_CACHE ?= $(HOME)/.cache/cocoon
+
+.PHONY: setup build demo test e2e bench fuzz lint tools
+
+# Debian tools the tests cross-check our formats with.
+tools:
+	@missing=""; for t in veritysetup unsquashfs cpio sfdisk sgdisk xz; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(APT_TOOLS)"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_TOOLS); \
+	fi
+
+setup: tools build
+	$(GO) mod download
+	$(BIN) image fetch
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/cocoon
+
+# Until the whole network demo lands: build the image, print its summary.
+demo: setup
+	$(BIN) image build --out $(OUT)
+	$(BIN) image show $(OUT)/manifest.json
+
+test: setup
+	$(GO) vet ./...
+	COCOON_REQUIRE_INPUTS=1 COCOON_APT_TEST=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Rebuild the image and compare it with its manifest, bit for bit.
+e2e: setup
+	$(BIN) image build --out $(OUT)
+	$(BIN) image verify --manifest $(OUT)/manifest.json
+
+bench: setup
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...

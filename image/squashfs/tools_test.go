@@ -1,0 +1,288 @@
+package squashfs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cocoon-appliance/cocoon/image/fstree"
+	"golang.org/x/sys/unix"
+)
+
+// These tests check images against squashfs-tools, the reference reader and
+// writer. They skip when the tools are missing.
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed (squashfs-tools)", name)
+	}
+	return p
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(tool(t, name), args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// listing is `unsquashfs -lln` with the root line dropped, each line split
+// into fields. Directory sizes are blanked when blankDirSizes is set: they
+// are listing sizes, which depend on where each writer puts its inodes.
+func listing(t *testing.T, img string, blankDirSizes bool) []string {
+	var lines []string
+	for _, l := range strings.Split(run(t, "unsquashfs", "-lln", img), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || !strings.HasPrefix(f[len(f)-1], "squashfs-root") && !strings.Contains(l, " squashfs-root/") {
+			continue
+		}
+		if blankDirSizes && f[0][0] == 'd' {
+			f[2] = "-"
+		}
+		lines = append(lines, strings.Join(f, " "))
+	}
+	return lines
+}
+
+func TestUnsquashfsList(t *testing.T) {
+	tr := testTree(t)
+	got := listing(t, build(t, tr, small), true)
+	want := []string{"drwxr-xr-x 0/0 - 2023-11-14 22:13 squashfs-root"}
+	for _, e := range tr.Entries() {
+		size := strconv.Itoa(len(e.Data) + len(e.Target))
+		switch e.Kind {
+		case fstree.Dir:
+			size = "-"
+		case fstree.CharDev, fstree.BlockDev:
+			// unsquashfs -ll prints rdev>>8 and rdev&0xff of the kernel's
+			// new_encode_dev value, which is the device numbers only when the
+			// minor is below 256 (its mknod decodes them correctly).
+			rdev := e.Minor&0xff | e.Major<<8 | (e.Minor&^0xff)<<12
+			size = fmt.Sprintf("%3d,%3d", rdev>>8, rdev&0xff)
+		}
+		l := lsMode(e) + " 0/0 " + size + " 2023-11-14 22:13 squashfs-root/" + e.Path
+		if e.Kind == fstree.Symlink {
+			l += " -> " + e.Target
+		}
+		want = append(want, strings.Join(strings.Fields(l), " "))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("unsquashfs -lln:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// lsMode is the mode column of ls -l and unsquashfs -ll.
+func lsMode(e fstree.Entry) string {
+	b := []byte{map[fstree.Kind]byte{fstree.File: '-', fstree.Dir: 'd', fstree.Symlink: 'l', fstree.CharDev: 'c', fstree.BlockDev: 'b'}[e.Kind]}
+	for i, special := range []struct {
+		bit       uint32
+		set, only byte // shown with and without the x bit
+	}{{0o4000, 's', 'S'}, {0o2000, 's', 'S'}, {0o1000, 't', 'T'}} {
+		p := uint32(e.Perm) >> (6 - 3*i) & 7
+		b = append(b, "-r"[p>>2&1], "-w"[p>>1&1])
+		x := "-x"[p&1]
+		if uint32(e.Perm)&special.bit != 0 {
+			x = special.only
+			if p&1 != 0 {
+				x = special.set
+			}
+		}
+		b = append(b, x)
+	}
+	return string(b)
+}
+
+// TestUnsquashfsExtract unpacks the image with unsquashfs, as root so that
+// owners, set-id bits and device nodes are restored, and compares every
+// file with the tree.
+func TestUnsquashfsExtract(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to restore owners and create device nodes")
+	}
+	for _, comp := range []string{"gzip", "zstd"} {
+		t.Run(comp, func(t *testing.T) {
+			o := small
+			o.Compression = comp
+			tr := largeTree(t)
+			for _, e := range testTree(t).Entries() {
+				if err := tr.Add(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := filepath.Join(t.TempDir(), "root")
+			run(t, "unsquashfs", "-q", "-n", "-d", dir, build(t, tr, o))
+			compareDir(t, dir, tr.Entries())
+		})
+	}
+}
+
+func compareDir(t *testing.T, dir string, entries []fstree.Entry) {
+	t.Helper()
+	n := 0
+	if err := filepath.Walk(dir, func(string, os.FileInfo, error) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(entries)+1 {
+		t.Errorf("extracted %d files besides the root, want %d", n-1, len(entries))
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Path)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Error(err)
+			continue
+		}
+		if e.Kind != fstree.Symlink && st.Mode&0o7777 != uint32(e.Perm) {
+			t.Errorf("%s: mode %#o, want %#o", e.Path, st.Mode&0o7777, uint32(e.Perm))
+		}
+		if st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s: owner %d:%d, want 0:0", e.Path, st.Uid, st.Gid)
+		}
+		if e.Kind != fstree.Symlink && st.Mtim.Sec != testEpoch {
+			t.Errorf("%s: mtime %d, want %d", e.Path, st.Mtim.Sec, testEpoch)
+		}
+		typ := map[fstree.Kind]uint32{fstree.File: syscall.S_IFREG, fstree.Dir: syscall.S_IFDIR, fstree.Symlink: syscall.S_IFLNK,
+			fstree.CharDev: syscall.S_IFCHR, fstree.BlockDev: syscall.S_IFBLK}[e.Kind]
+		if st.Mode&syscall.S_IFMT != typ {
+			t.Errorf("%s: type %#o, want %#o", e.Path, st.Mode&syscall.S_IFMT, typ)
+			continue
+		}
+		switch e.Kind {
+		case fstree.File:
+			if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, e.Data) {
+				t.Errorf("%s: content differs (%d bytes, want %d; %v)", e.Path, len(data), len(e.Data), err)
+			}
+		case fstree.Symlink:
+			if target, err := os.Readlink(p); target != e.Target {
+				t.Errorf("%s: link to %q, want %q (%v)", e.Path, target, e.Target, err)
+			}
+		case fstree.CharDev, fstree.BlockDev:
+			if unix.Major(st.Rdev) != e.Major || unix.Minor(st.Rdev) != e.Minor {
+				t.Errorf("%s: rdev %d:%d, want %d:%d", e.Path, unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor)
+			}
+		}
+	}
+}
+
+// TestMksquashfs builds the same tree with mksquashfs and checks that
+// unsquashfs lists both images alike and that Read reads mksquashfs's image
+// as the tree. (The bytes differ: mksquashfs orders inodes differently,
+// keeps tail ends of large files out of fragments and uses C zlib.)
+func TestMksquashfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to stage device nodes and owners")
+	}
+	tr := testTree(t)
+	ours := build(t, tr, small)
+	dir := filepath.Join(t.TempDir(), "root")
+	run(t, "unsquashfs", "-q", "-n", "-d", dir, ours)
+	for _, comp := range []string{"gzip", "zstd"} {
+		theirs := filepath.Join(t.TempDir(), "mk.sqfs")
+		epoch := strconv.Itoa(testEpoch)
+		run(t, "mksquashfs", dir, theirs, "-noappend", "-no-xattrs", "-no-exports", "-all-root",
+			"-mkfs-time", epoch, "-all-time", epoch, "-b", "4096", "-comp", comp, "-processors", "1", "-quiet")
+		if got, want := listing(t, theirs, true), listing(t, ours, true); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: mksquashfs image lists\n%s\nours\n%s", comp, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		got, err := Read(theirs)
+		if err != nil {
+			t.Fatalf("%s: Read(mksquashfs image): %v", comp, err)
+		}
+		if d := fstree.FirstDifference(tr.Entries(), got); d != nil {
+			t.Errorf("%s: Read(mksquashfs image) differs: %s", comp, d)
+		}
+	}
+}
+
+// TestCorruption flips one byte in a compressed data block (its zlib or
+// zstd checksum catches it) and in a stored one (nothing can: squashfs has
+// no checksums of its own; dm-verity over the image is what protects it).
+func TestCorruption(t *testing.T) {
+	var tr fstree.Tree
+	text := bytes.Repeat([]byte("compressible "), 1000)
+	if err := tr.AddFile("text", 0o644, text); err != nil {
+		t.Fatal(err)
+	}
+	for _, comp := range []string{"gzip", "zstd"} {
+		o := small
+		o.Compression = comp
+		img := build(t, &tr, o)
+		b, _ := os.ReadFile(img)
+		// The file's first block is the first thing after the superblock.
+		b[superblockSize+10] ^= 0x40
+		if err := os.WriteFile(img, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(img); err == nil {
+			t.Errorf("%s: Read accepted a corrupted compressed block", comp)
+		} else {
+			t.Logf("%s: Read: %v", comp, err)
+		}
+		cmd := exec.Command(tool(t, "unsquashfs"), "-n", "-d", filepath.Join(t.TempDir(), "x"), img)
+		if out, err := cmd.CombinedOutput(); err == nil && !bytes.Contains(out, []byte("failed")) {
+			t.Errorf("%s: unsquashfs accepted a corrupted compressed block:\n%s", comp, out)
+		}
+	}
+
+	noise := make([]byte, 4096)
+	x := uint32(1)
+	for i := range noise {
+		x = x*1664525 + 1013904223
+		noise[i] = byte(x >> 24)
+	}
+	var tr2 fstree.Tree
+	if err := tr2.AddFile("noise", 0o644, noise); err != nil {
+		t.Fatal(err)
+	}
+	img := build(t, &tr2, small)
+	b, _ := os.ReadFile(img)
+	b[superblockSize+10] ^= 0x40
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(img)
+	if err != nil || len(got) != 1 || bytes.Equal(got[0].Data, noise) {
+		t.Fatalf("stored block: Read = %v; want it to succeed with the flipped byte (no checksum exists)", err)
+	}
+}
+
+// TestGoDiskfsReadsOurImages reads our images with go-diskfs's reader, an
+// independent implementation. Its FileInfo has neither the set-id and sticky
+// bits nor device numbers, so those are left out of the comparison.
+func TestGoDiskfsReadsOurImages(t *testing.T) {
+	for _, comp := range []string{"gzip", "zstd"} {
+		o := small
+		o.Compression = comp
+		tr := largeTreeN(t, 150) // still > 256 entries and 8 KiB tables; go-diskfs is slow on more
+		for _, e := range testTree(t).Entries() {
+			if err := tr.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := readWithGoDiskfs(build(t, tr, o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []fstree.Entry
+		for _, e := range tr.Entries() {
+			e.Perm &= 0o777
+			e.Major, e.Minor = 0, 0
+			want = append(want, e)
+		}
+		if d := fstree.FirstDifference(want, got); d != nil {
+			t.Fatalf("%s: go-diskfs reads %s", comp, d)
+		}
+	}
+}
