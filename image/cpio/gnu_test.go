@@ -78,7 +78,7 @@ func TestGNUListVerbose(t *testing.T) {
 	for i, e := range entries {
 		f := strings.Fields(lines[i])
 		// mode nlink owner group (size | major, minor) month day year name [-> target]
-		want := []string{lsMode(e), strconv.Itoa(nlink[e.Path]), "root", "root"}
+		want := []string{e.ModeString(), strconv.Itoa(nlink[e.Path]), "root", "root"}
 		if e.Kind == fstree.CharDev || e.Kind == fstree.BlockDev {
 			want = append(want, strconv.Itoa(int(e.Major))+",", strconv.Itoa(int(e.Minor)))
 		} else {
@@ -95,28 +95,6 @@ func TestGNUListVerbose(t *testing.T) {
 	}
 }
 
-// lsMode is the mode column of ls -l and cpio -tv.
-func lsMode(e fstree.Entry) string {
-	typ := map[fstree.Kind]byte{fstree.File: '-', fstree.Dir: 'd', fstree.Symlink: 'l', fstree.CharDev: 'c', fstree.BlockDev: 'b'}[e.Kind]
-	b := []byte{typ}
-	for i, special := range []struct {
-		bit       uint32
-		set, only byte
-	}{{0o4000, 's', 'S'}, {0o2000, 's', 'S'}, {0o1000, 't', 'T'}} {
-		shift := 6 - 3*i
-		p := uint32(e.Perm) >> shift & 7
-		b = append(b, "-r"[p>>2&1], "-w"[p>>1&1])
-		x := "-x"[p&1]
-		if uint32(e.Perm)&special.bit != 0 {
-			x = special.only
-			if p&1 != 0 {
-				x = special.set
-			}
-		}
-		b = append(b, x)
-	}
-	return string(b)
-}
 
 // TestGNUExtract unpacks the archive with GNU cpio, as root so that owners,
 // set-id bits and device nodes are restored, and compares the result with the

@@ -253,3 +253,45 @@ func FirstDifference(want, got []Entry) *Difference {
 	}
 	return nil
 }
+
+// FromEntries builds a tree from a listing such as a reader returns. Every
+// parent directory must be listed itself: a listing that relies on implied
+// parents is refused, so a reader that drops a directory is caught.
+func FromEntries(es []Entry) (*Tree, error) {
+	var t Tree
+	for _, e := range es {
+		if err := t.Add(e); err != nil {
+			return nil, err
+		}
+	}
+	if t.Len() != len(es) {
+		return nil, fmt.Errorf("%w: %d entries listed, %d after adding implied parent directories", ErrBadEntry, len(es), t.Len())
+	}
+	return &t, nil
+}
+
+// ModeString renders type and permissions as ls -l (and cpio -tv,
+// unsquashfs -ll) print them, e.g. "-rwsr-xr-x" or "drwxrwxrwt".
+func (e Entry) ModeString() string {
+	typ := map[Kind]byte{File: '-', Dir: 'd', Symlink: 'l', CharDev: 'c', BlockDev: 'b'}[e.Kind]
+	if typ == 0 {
+		typ = '?'
+	}
+	b := []byte{typ}
+	for i, special := range []struct {
+		bit       fs.FileMode
+		set, only byte // shown with and without the x bit
+	}{{0o4000, 's', 'S'}, {0o2000, 's', 'S'}, {0o1000, 't', 'T'}} {
+		p := uint32(e.Perm) >> (6 - 3*i) & 7
+		b = append(b, "-r"[p>>2&1], "-w"[p>>1&1])
+		x := "-x"[p&1]
+		if e.Perm&special.bit != 0 {
+			x = special.only
+			if p&1 != 0 {
+				x = special.set
+			}
+		}
+		b = append(b, x)
+	}
+	return string(b)
+}

@@ -104,3 +104,36 @@ func TestComparePathsIsATotalOrder(t *testing.T) {
 		t.Fatal("equal paths")
 	}
 }
+
+func TestModeString(t *testing.T) {
+	for _, tc := range []struct {
+		e    Entry
+		want string
+	}{
+		{Entry{Kind: File, Perm: 0o644}, "-rw-r--r--"},
+		{Entry{Kind: File, Perm: 0o4755}, "-rwsr-xr-x"},
+		{Entry{Kind: File, Perm: 0o2644}, "-rw-r-Sr--"},
+		{Entry{Kind: Dir, Perm: 0o1777}, "drwxrwxrwt"},
+		{Entry{Kind: Dir, Perm: 0o1776}, "drwxrwxrwT"},
+		{Entry{Kind: Symlink, Perm: 0o777}, "lrwxrwxrwx"},
+		{Entry{Kind: CharDev, Perm: 0o600}, "crw-------"},
+		{Entry{Kind: BlockDev, Perm: 0o660}, "brw-rw----"},
+	} {
+		if got := tc.e.ModeString(); got != tc.want {
+			t.Errorf("%v %o: %s, want %s", tc.e.Kind, uint32(tc.e.Perm), got, tc.want)
+		}
+	}
+}
+
+func TestFromEntries(t *testing.T) {
+	tr, err := FromEntries([]Entry{{Path: "a", Kind: Dir, Perm: 0o755}, {Path: "a/f", Kind: File, Perm: 0o644}})
+	if err != nil || tr.Len() != 2 {
+		t.Fatalf("%v %v", tr, err)
+	}
+	if _, err := FromEntries([]Entry{{Path: "a/f", Kind: File, Perm: 0o644}}); !errors.Is(err, ErrBadEntry) {
+		t.Fatalf("implied parent accepted: %v", err)
+	}
+	if _, err := FromEntries([]Entry{{Path: "f", Kind: File}, {Path: "f", Kind: File}}); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("duplicate accepted: %v", err)
+	}
+}

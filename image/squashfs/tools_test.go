@@ -72,7 +72,7 @@ func TestUnsquashfsList(t *testing.T) {
 			rdev := e.Minor&0xff | e.Major<<8 | (e.Minor&^0xff)<<12
 			size = fmt.Sprintf("%3d,%3d", rdev>>8, rdev&0xff)
 		}
-		l := lsMode(e) + " 0/0 " + size + " 2023-11-14 22:13 squashfs-root/" + e.Path
+		l := e.ModeString() + " 0/0 " + size + " 2023-11-14 22:13 squashfs-root/" + e.Path
 		if e.Kind == fstree.Symlink {
 			l += " -> " + e.Target
 		}
@@ -83,26 +83,6 @@ func TestUnsquashfsList(t *testing.T) {
 	}
 }
 
-// lsMode is the mode column of ls -l and unsquashfs -ll.
-func lsMode(e fstree.Entry) string {
-	b := []byte{map[fstree.Kind]byte{fstree.File: '-', fstree.Dir: 'd', fstree.Symlink: 'l', fstree.CharDev: 'c', fstree.BlockDev: 'b'}[e.Kind]}
-	for i, special := range []struct {
-		bit       uint32
-		set, only byte // shown with and without the x bit
-	}{{0o4000, 's', 'S'}, {0o2000, 's', 'S'}, {0o1000, 't', 'T'}} {
-		p := uint32(e.Perm) >> (6 - 3*i) & 7
-		b = append(b, "-r"[p>>2&1], "-w"[p>>1&1])
-		x := "-x"[p&1]
-		if uint32(e.Perm)&special.bit != 0 {
-			x = special.only
-			if p&1 != 0 {
-				x = special.set
-			}
-		}
-		b = append(b, x)
-	}
-	return string(b)
-}
 
 // TestUnsquashfsExtract unpacks the image with unsquashfs, as root so that
 // owners, set-id bits and device nodes are restored, and compares every
