@@ -95,7 +95,6 @@ func TestGNUListVerbose(t *testing.T) {
 	}
 }
 
-
 // TestGNUExtract unpacks the archive with GNU cpio, as root so that owners,
 // set-id bits and device nodes are restored, and compares the result with the
 // tree: contents, types, modes, owners, device numbers and mtimes.

@@ -83,7 +83,6 @@ func TestUnsquashfsList(t *testing.T) {
 	}
 }
 
-
 // TestUnsquashfsExtract unpacks the image with unsquashfs, as root so that
 // owners, set-id bits and device nodes are restored, and compares every
 // file with the tree.
