@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -43,8 +44,12 @@ var GoFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=
 // compiler writes; the user's own GOFLAGS, GOAMD64 or GOEXPERIMENT must not.
 func GoEnv() []string {
 	var env []string
+	flags := "-mod=readonly"
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "GOFLAGS" && slices.Contains(strings.Fields(v), "-modcacherw") {
+			flags += " -modcacherw" // only file modes in the module cache
+		}
 		switch k {
 		case "CGO_ENABLED", "GOOS", "GOARCH", "GOAMD64", "GOFLAGS", "GOEXPERIMENT", "GOTOOLCHAIN", "GOWORK", "GODEBUG", "CC", "CGO_CFLAGS", "CGO_LDFLAGS":
 			continue
@@ -53,7 +58,7 @@ func GoEnv() []string {
 	}
 	return append(env,
 		"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v1",
-		"GOFLAGS=-mod=readonly", "GOEXPERIMENT=", "GOTOOLCHAIN=local", "GOWORK=off",
+		"GOFLAGS="+flags, "GOEXPERIMENT=", "GOTOOLCHAIN=local", "GOWORK=off",
 	)
 }
 
