@@ -15,6 +15,8 @@ require (
 require (
 	github.com/anchore/go-lzo v0.1.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
+	github.com/google/go-eventlog v0.0.2 // indirect
+	github.com/google/go-tdx-guest v0.3.1 // indirect
 	github.com/pierrec/lz4/v4 v4.1.26 // indirect
 	github.com/pkg/xattr v0.4.12 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect

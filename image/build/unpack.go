@@ -176,3 +176,18 @@ func loadUnpacked(dir string, p lock.Package) (*Unpacked, error) {
 	}
 	return u, sc.Err()
 }
+
+// Unpack returns the verified, unpacked contents of a pinned package from
+// the cache (unpacking it on first use). Other packages' tests use it to
+// read the real firmware and kernel.
+func Unpack(cache string, p lock.Package) (*Unpacked, error) {
+	u, _, err := unpack(cache, p)
+	return u, err
+}
+
+// KernelImage returns the kernel release and the path of vmlinuz inside an
+// unpacked kernel package.
+func KernelImage(u *Unpacked) (release, vmlinuz string, err error) {
+	k, err := findKernel(u)
+	return k.release, k.vmlinuz, err
+}
