@@ -17,7 +17,12 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/google/go-eventlog v0.0.2 // indirect
 	github.com/google/go-tdx-guest v0.3.1 // indirect
+	github.com/google/go-tpm v0.9.2-0.20240919181259-d96ccf715685 // indirect
+	github.com/google/logger v1.1.1 // indirect
 	github.com/pierrec/lz4/v4 v4.1.26 // indirect
 	github.com/pkg/xattr v0.4.12 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/crypto v0.45.0 // indirect
+	google.golang.org/protobuf v1.34.2 // indirect
 )
