@@ -102,22 +102,30 @@ func RTMR0Events(hob, cfv []byte, capture *platform.Capture) []register.Event {
 	return es
 }
 
-// RTMR1Events are the boot-time measurements of a direct kernel boot: the
-// kernel image's Authenticode digest when OVMF loads it (as QEMU patched
-// it), then at ReadyToBoot the "Calling EFI Application" action and the
-// separator, then the two ExitBootServices actions (OvmfPkg
-// PlatformBootManagerLib TryRunningQemuKernel; SecurityPkg Tcg2Dxe /
-// OvmfPkg TdTcg2Dxe).
-func RTMR1Events(kernelAuthenticode []byte, patched string) []register.Event {
-	const idx = 1
-	h := crypto.SHA384
+// KernelLoadEvents are the events of a direct kernel boot up to
+// ReadyToBoot, for any bank: the kernel image's Authenticode digest when
+// OVMF loads it (as QEMU patched it), then at ReadyToBoot the "Calling EFI
+// Application" action and the separator (OvmfPkg PlatformBootManagerLib
+// TryRunningQemuKernel loads the image before signalling ReadyToBoot;
+// SecurityPkg Tcg2Dxe / OvmfPkg TdTcg2Dxe log the rest). Under TDX they go
+// to RTMR1, under a TPM to PCR 4.
+func KernelLoadEvents(h crypto.Hash, idx int, kernelAuthenticode []byte, what string) []register.Event {
 	return []register.Event{
-		{Index: idx, Type: register.EvEFIBootServicesApp, Digest: kernelAuthenticode, Description: "kernel image, Authenticode SHA-384 " + patched},
+		{Index: idx, Type: register.EvEFIBootServicesApp, Digest: kernelAuthenticode, Description: "kernel image, Authenticode " + what},
 		ev(h, idx, register.EvEFIAction, actionCallingEFIApp, []byte(actionCallingEFIApp)),
 		ev(h, idx, register.EvSeparator, "separator", separator),
+	}
+}
+
+// RTMR1Events are KernelLoadEvents followed by the two ExitBootServices
+// actions, which under TDX also land in RTMR1 (PCR 5 maps to RTMR1).
+func RTMR1Events(kernelAuthenticode []byte, what string) []register.Event {
+	const idx = 1
+	h := crypto.SHA384
+	return append(KernelLoadEvents(h, idx, kernelAuthenticode, "SHA-384 "+what),
 		ev(h, idx, register.EvEFIAction, actionExitBS, []byte(actionExitBS)),
 		ev(h, idx, register.EvEFIAction, actionExitBSReturned, []byte(actionExitBSReturned)),
-	}
+	)
 }
 
 // InitrdArg is what OVMF appends to the command line of a direct kernel
