@@ -5,6 +5,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,7 @@ type command struct {
 func (c *Context) commands() []command {
 	return []command{
 		{"image", "build, fetch and verify the appliance image", c.image},
+		{"measure", "predict TDX/vTPM measurements, check quotes", c.measure},
 		{"version", "print the version", func(context.Context, *Context, []string) error {
 			fmt.Fprintln(c.Stdout, "cocoon", Version)
 			return nil
@@ -135,6 +138,11 @@ func findSource(dir string) (string, error) {
 		}
 		d = parent
 	}
+}
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 // defaultCache is $COCOON_CACHE, else the user cache directory.
