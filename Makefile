@@ -29,10 +29,13 @@ setup: tools build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cocoon
 
-# Until the whole network demo lands: build the image, print its summary.
+# Until the whole network demo lands: build the image, print its summary and
+# the TDX measurements it will produce.
 demo: setup
 	$(BIN) image build --out $(OUT)
 	$(BIN) image show $(OUT)/manifest.json
+	@echo
+	$(BIN) measure tdx --image $(OUT)
 
 test: setup
 	$(GO) vet ./...
