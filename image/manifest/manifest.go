@@ -14,8 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
+
+	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 )
 
 // Schema names this format; bump it on any incompatible change.
@@ -161,21 +162,9 @@ const maxSize = 1 << 20
 // Parse reads and validates a manifest. Unknown fields are errors: a
 // manifest from a newer builder must not be half understood.
 func Parse(r io.Reader) (*Manifest, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if len(b) > maxSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, maxSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
+	if err := strictjson.Decode(r, maxSize, &m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -185,14 +174,9 @@ func Parse(r io.Reader) (*Manifest, error) {
 
 // Load reads a manifest file.
 func Load(path string) (*Manifest, error) {
-	f, err := os.Open(path)
+	m, err := strictjson.Load(path, Parse)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	defer f.Close()
-	m, err := Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }

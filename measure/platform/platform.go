@@ -32,12 +32,12 @@ package platform
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
+
+	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 )
 
 // Schema of the capture file.
@@ -80,35 +80,18 @@ const maxSize = 8 << 20
 
 // Parse reads and validates a capture.
 func Parse(r io.Reader) (*Capture, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("platform: %w", err)
-	}
-	if len(b) > maxSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, maxSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Capture
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
+	if err := strictjson.Decode(r, maxSize, &c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return &c, c.Validate()
 }
 
 // Load reads a capture file.
 func Load(path string) (*Capture, error) {
-	f, err := os.Open(path)
+	c, err := strictjson.Load(path, Parse)
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
-	}
-	defer f.Close()
-	c, err := Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

@@ -1,16 +1,16 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 )
 
 // Schema is the only accepted value of the file's "schema".
@@ -67,14 +67,9 @@ type fileRegisters struct {
 
 // Load reads and parses the policy file at path.
 func Load(path string) (*Policy, error) {
-	f, err := os.Open(path)
+	p, err := strictjson.Load(path, Parse)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
-	}
-	defer f.Close()
-	p, err := Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
 }
@@ -82,23 +77,9 @@ func Load(path string) (*Policy, error) {
 // Parse reads one policy (a single JSON object, at most 1 MiB). Every
 // error wraps ErrPolicy.
 func Parse(r io.Reader) (*Policy, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w: %w", ErrPolicy, err)
-	}
-	if len(data) > maxFile {
-		return nil, fmt.Errorf("policy: %w: larger than %d bytes", ErrPolicy, maxFile)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var f file
-	if err := dec.Decode(&f); err == io.EOF {
-		return nil, fmt.Errorf("policy: %w: empty input", ErrPolicy)
-	} else if err != nil {
+	if err := strictjson.Decode(r, maxFile, &f); err != nil {
 		return nil, fmt.Errorf("policy: %w: %w", ErrPolicy, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("policy: %w: data after the policy object", ErrPolicy)
 	}
 	p, err := f.policy()
 	if err != nil {

@@ -307,7 +307,7 @@ func TestParseBad(t *testing.T) {
 		{"debug attribute", `{"schema":"cocoon-policy/v1","image_hashes":["` + h64 + `"],"td_attributes":{"debug":false}}`, `no "debug" flag`},
 		{"attribute not bool", `{"schema":"cocoon-policy/v1","image_hashes":["` + h64 + `"],"td_attributes":{"pks":1}}`, "cannot unmarshal number"},
 		{"allow_debug not bool", `{"schema":"cocoon-policy/v1","image_hashes":["` + h64 + `"],"allow_debug":"yes"}`, "cannot unmarshal string"},
-		{"trailing data", `{"schema":"cocoon-policy/v1","image_hashes":["` + h64 + `"]} {}`, "data after the policy object"},
+		{"trailing data", `{"schema":"cocoon-policy/v1","image_hashes":["` + h64 + `"]} {}`, "data after the JSON value"},
 		{"two measurement sets, second bad", `{"schema":"cocoon-policy/v1","measurements":[` + regs + `,{"mrtd":"x"}]}`, "measurements[1].mrtd"},
 		{"array", `[]`, "cannot unmarshal array"},
 		{"empty", ``, "empty input"},
