@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -89,6 +90,42 @@ func TestBoot(t *testing.T) {
 				w.Write(loadOptions)
 				if got := opts[0].digests[alg]; !bytes.Equal(got, w.Sum(nil)) {
 					t.Errorf("PCR 9 LoadOptions %v = %x, want %v of %q", h, got, h, LoadOptions(p))
+				}
+			}
+			// The whole of PCR 4 and PCR 9 is the sequence measure/tpm and
+			// measure/tdx predict: kernel, "Calling EFI Application",
+			// separator; then LoadOptions and the initrd.
+			var pcr4, pcr9 []tcgEvent
+			for _, e := range events {
+				switch e.pcr {
+				case 4:
+					pcr4 = append(pcr4, e)
+				case 9:
+					pcr9 = append(pcr9, e)
+				}
+			}
+			const evEFIAction, evSeparator = 0x80000007, 0x00000004
+			if len(pcr4) != 3 || pcr4[0].typ != evEFIBootServicesApplication ||
+				pcr4[1].typ != evEFIAction || string(pcr4[1].data) != "Calling EFI Application from Boot Option" ||
+				pcr4[2].typ != evSeparator {
+				for _, e := range pcr4 {
+					t.Logf("PCR 4 event type %#x data %q", e.typ, e.data)
+				}
+				t.Errorf("PCR 4 holds %d events, want kernel, action, separator", len(pcr4))
+			}
+			if len(pcr9) != 2 || !bytes.Contains(pcr9[0].data, []byte("LOADED_IMAGE::LoadOptions")) {
+				for _, e := range pcr9 {
+					t.Logf("PCR 9 event type %#x, %d bytes of data", e.typ, len(e.data))
+				}
+				t.Errorf("PCR 9 holds %d events, want LoadOptions then the initrd", len(pcr9))
+			} else {
+				initrd, err := os.ReadFile(initrdPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := sha256.Sum256(initrd)
+				if got := pcr9[1].digests[tpmAlgSHA256]; !bytes.Equal(got, sum[:]) {
+					t.Errorf("PCR 9 initrd event %x, want sha256 of the initrd %x", got, sum)
 				}
 			}
 			src, _ := KernelSource(k, p)
