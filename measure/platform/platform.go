@@ -25,6 +25,9 @@
 //	  "boot_variables": [{"name": "BootOrder", "data": "<base64>"}, {"name": "Boot0000", "data": "<base64>"}]
 //	}
 //
+// boot_variables may be omitted: OVMF's defaults for a direct kernel boot
+// (DefaultBootVariables) are then used.
+//
 // cpus and memory_mib are recorded so a prediction refuses a capture taken
 // for another VM size: the ACPI tables list the vCPUs and memory.
 package platform
@@ -32,6 +35,7 @@ package platform
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +143,38 @@ func (c *Capture) Variable(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// DefaultBootVariables are the boot variables OVMF before edk2-stable202505
+// (our pinned 2025.02) has created when it measures them during a direct
+// kernel boot: BootOrder = {0x0000} and Boot0000 = its UiApp load option
+// (attributes 0x109, "UiApp", a firmware-volume file device path). The
+// load option's bytes are those a real TDVF logged (GCE TDX CCEL, see
+// measure/eventlog/testdata); their SHA-384, 23ada07f…c298, is also the
+// constant dstack-mr uses for this firmware generation. A capture without
+// boot variables gets these.
+var DefaultBootVariables = []Variable{
+	{Name: "BootOrder", Data: []byte{0x00, 0x00}},
+	{Name: "Boot0000", Data: mustHex("090100002c0055006900410070007000000004071400c9bdb87cebf8344faaea3ee4af6516a10406140021aa2c4614760345836e8ab6f46623317fff0400")},
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// EffectiveBootVariables are the capture's boot variables, or
+// DefaultBootVariables when it has none.
+func (c *Capture) EffectiveBootVariables() *Capture {
+	if len(c.BootVariables) > 0 {
+		return c
+	}
+	d := *c
+	d.BootVariables = DefaultBootVariables
+	return &d
 }
 
 // BootOrder returns the Boot#### entries in BootOrder order, skipping

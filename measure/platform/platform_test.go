@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -82,4 +84,22 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.BootOrder()
 	})
+}
+
+// TestDefaultBoot0000 pins the default UiApp load option to the digest
+// dstack-mr hard-codes for pre-202505 OVMF (dstack-mr/src/tdvf.rs,
+// boot000_hash) and that the GCE TDX log shows.
+func TestDefaultBoot0000(t *testing.T) {
+	d := sha512.Sum384(DefaultBootVariables[1].Data)
+	if got := hex.EncodeToString(d[:]); got != "23ada07f5261f12f34a0bd8e46760962d6b4d576a416f1fea1c64bc656b1d28eacf7047ae6e967c58fd2a98bfa74c298" {
+		t.Fatalf("Boot0000 digest %s", got)
+	}
+	c := sample()
+	c.BootVariables = nil
+	if got := c.EffectiveBootVariables().BootOrder(); len(got) != 1 || got[0].Name != "Boot0000" {
+		t.Fatalf("defaults: %+v", got)
+	}
+	if c.BootVariables != nil {
+		t.Fatal("EffectiveBootVariables modified the capture")
+	}
 }

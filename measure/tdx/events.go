@@ -93,6 +93,7 @@ func RTMR0Events(hob, cfv []byte, capture *platform.Capture) []register.Event {
 	for _, f := range platform.ACPIFiles {
 		es = append(es, ev(h, idx, register.EvPlatformConfigFlags, fmt.Sprintf("QEMU fw_cfg %s (%d bytes, from the platform capture)", f, len(capture.FwCfg[f])), capture.FwCfg[f]))
 	}
+	capture = capture.EffectiveBootVariables()
 	if order, ok := capture.Variable("BootOrder"); ok {
 		es = append(es, ev(h, idx, register.EvEFIVariableBoot, "UEFI variable BootOrder (from the platform capture)", order))
 		for _, v := range capture.BootOrder() {

@@ -1,9 +1,14 @@
 package tdx
 
 import (
+	"crypto/sha512"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"testing"
+
+	"github.com/cocoon-appliance/cocoon/measure/internal/testinputs"
+	"github.com/cocoon-appliance/cocoon/measure/tdvf"
 )
 
 // The TDVF layout of Debian's OVMF 2025.02: TD_HOB at 0x809000 (8 KiB)
@@ -73,5 +78,45 @@ func TestTDHOBLayout(t *testing.T) {
 func TestTDHOBBadSection(t *testing.T) {
 	if _, err := TDHOB(0x809000, 4<<20, fixtureAccepted); !errors.Is(err, ErrLayout) {
 		t.Fatalf("section beyond RAM: %v", err)
+	}
+}
+
+// TestTDHOBKnownAnswers: SHA-384 of the TD HOB for the pinned OVMF.fd's
+// sections at four memory sizes (below, at and above q35's 2816 MiB split).
+// The values were computed by an independent Python transliteration of
+// dstack-mr's measure_td_hob (Dstack-TEE/dstack, dstack-mr/src/tdvf.rs; the
+// Rust original is empirically matched to TDX hardware by its authors) over
+// the same sections, and agree with TDHOB; the script is not part of the
+// repository (its code would be dstack's).
+func TestTDHOBKnownAnswers(t *testing.T) {
+	fw := testinputs.Firmware(t)
+	md, err := tdvf.Parse(fw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hobSec, err := md.TDHOB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acc []Range
+	for _, s := range md.AcceptedRanges() {
+		acc = append(acc, Range{s.MemoryAddress, s.End()})
+	}
+	for _, tc := range []struct {
+		mib  uint64
+		want string
+	}{
+		{2048, "0e35f1b315ba6c912cf791e5c79dd9d3a2b8704516aa27d4e5aa78fb09ede04aef2bbd02ac7a8734c48562b9c26ba35d"},
+		{2816, "3d4bd514230f69783c7318328fb67e634a5e765235761ca199ff128ef1431b7d0140b08a659f8234e26ccf804bf22538"},
+		{4096, "02a008e63d55a77823c04a5513a5810d4e592dc41bf2596267c09eae5d4b4e3b329ae614973fb192297d8833d37a08fd"},
+		{16384, "794385a0fd4ad1933f2f10bc019228fe275b82a90d9cd73a0561ba3b3cc7ecfae40b1771fd78dc19a34a094bd4a5286b"},
+	} {
+		hob, err := TDHOB(hobSec.MemoryAddress, tc.mib<<20, acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sha512.Sum384(hob); hex.EncodeToString(got[:]) != tc.want {
+			t.Errorf("%d MiB: TD HOB sha384 %x, want %s", tc.mib, got, tc.want)
+		}
 	}
 }
