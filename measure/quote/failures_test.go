@@ -48,7 +48,19 @@ func flipB64(raw []byte, i int) {
 	}
 }
 
-func TestFailures(t *testing.T) {
+// failureCase changes the sample quote (mod gets a copy) and says what
+// verifying it at now, with the sample collateral or without, must give.
+type failureCase struct {
+	name string
+	mod  func(b []byte) []byte
+	now  time.Time
+	coll bool
+	want []error
+}
+
+// failureCases is the table of TestFailures, also run through a Verifier
+// by TestVerifierEquivalence.
+func failureCases(t testing.TB) []failureCase {
 	sample := sampleQuote(t)
 	certOff := func(n int) int { // start of the n-th PEM block in the chain
 		o := offChain
@@ -57,13 +69,7 @@ func TestFailures(t *testing.T) {
 		}
 		return o
 	}
-	type tc struct {
-		name string
-		mod  func(b []byte) []byte
-		now  time.Time
-		coll bool
-		want []error
-	}
+	type tc = failureCase
 	flip := func(off int) func([]byte) []byte {
 		return func(b []byte) []byte { b[off] ^= 0x01; return b }
 	}
@@ -132,7 +138,12 @@ func TestFailures(t *testing.T) {
 		{"collateral, body byte", flip(offMRTD), nowCollateral, true, []error{ErrSignature}},
 		{"collateral, sample as is", same, nowCollateral, true, []error{ErrTCBStatus}},
 	}
-	for _, c := range tcs {
+	return tcs
+}
+
+func TestFailures(t *testing.T) {
+	sample := sampleQuote(t)
+	for _, c := range failureCases(t) {
 		raw := c.mod(bytes.Clone(sample))
 		o := Options{Now: c.now}
 		if c.coll {
@@ -143,15 +154,19 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// Bytes after the signed data are not covered by any signature: changing or
-// cutting them does not matter, and Verify drops them.
-func TestUnsignedTrailer(t *testing.T) {
-	sample := sampleQuote(t)
-	for name, raw := range map[string][]byte{
+// trailerCases change only the bytes after the signed data.
+func trailerCases(sample []byte) map[string][]byte {
+	return map[string][]byte{
 		"trailer cut":     bytes.Clone(sample[:sampleSigned+10]),
 		"trailer removed": bytes.Clone(sample[:sampleSigned]),
 		"trailer changed": append(bytes.Clone(sample[:sampleSigned]), "anything"...),
-	} {
+	}
+}
+
+// Bytes after the signed data are not covered by any signature: changing or
+// cutting them does not matter, and Verify drops them.
+func TestUnsignedTrailer(t *testing.T) {
+	for name, raw := range trailerCases(sampleQuote(t)) {
 		q, err := Verify(raw, Options{Now: nowOffline})
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -163,13 +178,18 @@ func TestUnsignedTrailer(t *testing.T) {
 	}
 }
 
-func TestCollateralFailures(t *testing.T) {
-	raw := sampleQuote(t)
-	tcs := []struct {
-		name string
-		mod  func(c *Collateral)
-		want []error
-	}{
+// collateralCase changes the sample collateral (mod gets a fresh copy) and
+// says what verifying the sample with it at nowCollateral must give.
+type collateralCase struct {
+	name string
+	mod  func(c *Collateral)
+	want []error
+}
+
+// collateralFailureCases is the table of TestCollateralFailures, also run
+// through a Verifier by TestVerifierEquivalence.
+func collateralFailureCases() []collateralCase {
+	return []collateralCase{
 		{"TCB info body changed", func(c *Collateral) {
 			c.TCBInfo = bytes.Replace(c.TCBInfo, []byte(`"tcbEvaluationDataNumber":15`), []byte(`"tcbEvaluationDataNumber":16`), 1)
 		}, []error{ErrCollateral}},
@@ -185,7 +205,11 @@ func TestCollateralFailures(t *testing.T) {
 		{"PCK CRL without root CRL", func(c *Collateral) { c.RootCACRL = nil }, []error{ErrCollateral}},
 		{"issuer chain not PEM", func(c *Collateral) { c.TCBInfoIssuerChain = []byte("garbage") }, []error{ErrCollateral}},
 	}
-	for _, c := range tcs {
+}
+
+func TestCollateralFailures(t *testing.T) {
+	raw := sampleQuote(t)
+	for _, c := range collateralFailureCases() {
 		coll := sampleCollateral(t)
 		c.mod(coll)
 		_, err := Verify(raw, Options{Now: nowCollateral, Collateral: coll})

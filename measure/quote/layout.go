@@ -20,6 +20,12 @@ const (
 	qeReportAndSig    = 0x1C0 // QE report (384) and its signature (64)
 	authSizeField     = 2
 	chainHeader       = 6 // PCK chain certification data type (2) and size (4)
+
+	// What the attestation key signs: the header and the TD quote body.
+	quoteSignedEnd = offSignedDataSize
+	// The QE report (an SGX REPORT body), which the PCK key signs.
+	qeReportStart = offSignedData + sigAndKey + certHeader
+	qeReportSize  = 0x180
 )
 
 // checkLayout walks the size fields of a v4 quote before go-tdx-guest sees

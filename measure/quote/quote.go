@@ -27,6 +27,10 @@ type Options struct {
 	// means offline: the quote's signatures and certificate chain are checked,
 	// and there is no TCB or revocation check.
 	Getter trust.HTTPSGetter
+
+	// lenientCollateral lets tests feed go-tdx-guest collateral with
+	// unsigned members (to compare it with Verifier on edited values).
+	lenientCollateral bool
 }
 
 var errNoClock = errors.New("quote: Options.Now is zero; pass the verification time")
@@ -84,11 +88,20 @@ func Verify(raw []byte, o Options) (*pb.QuoteV4, error) {
 	// A fresh verify.Options per call: go-tdx-guest stores its working
 	// state (chain, collateral) in it.
 	vo := &verify.Options{Now: o.Now, TrustedRoots: intelRoots()}
+	var strict *strictGetter
 	switch {
 	case o.Collateral != nil:
 		g, err := o.Collateral.getter()
 		if err != nil {
 			return nil, err
+		}
+		if !o.lenientCollateral {
+			if err := checkSignedMembers(o.Collateral.TCBInfo, "tcbInfo", "signature"); err != nil {
+				return nil, fmt.Errorf("Collateral.TCBInfo: %w", err)
+			}
+			if err := checkSignedMembers(o.Collateral.QEIdentity, "enclaveIdentity", "signature"); err != nil {
+				return nil, fmt.Errorf("Collateral.QEIdentity: %w", err)
+			}
 		}
 		vo.GetCollateral = true
 		vo.CheckRevocations = g.crls
@@ -97,8 +110,15 @@ func Verify(raw []byte, o Options) (*pb.QuoteV4, error) {
 		vo.GetCollateral = true
 		vo.CheckRevocations = true
 		vo.Getter = o.Getter
+		if !o.lenientCollateral {
+			strict = &strictGetter{inner: o.Getter}
+			vo.Getter = strict
+		}
 	}
 	if err := verify.TdxQuote(q, vo); err != nil {
+		if strict != nil && strict.err != nil {
+			return nil, strict.err
+		}
 		return nil, classify(err, o.Now)
 	}
 	if !vo.GetCollateral {
