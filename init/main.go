@@ -1,20 +1,32 @@
 // Command init is the appliance's PID 1, built static (CGO_ENABLED=0) and
 // placed at /init in the initrd by `cocoon image build`.
 //
-// This is the first cut: it mounts the kernel filesystems, reports what it
-// was booted with and then stops the machine, because the boot sequence that
-// opens the verity root, checks measurements and starts the worker is not
-// written yet. Stopping is the fail-closed behaviour the finished init keeps
-// for every failed check: a guest that cannot prove its state never serves.
+// The boot sequence is a list of steps (init/boot): kernel filesystems,
+// modules, the verity root named by the measured command line, the runtime
+// config disk, switch root, then the supervised worker. Any failed step
+// powers the machine off: a guest that cannot prove its state never serves.
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
-	"strings"
 	"syscall"
+	"time"
 
-	"github.com/cocoon-appliance/cocoon/image/bootparams"
+	"github.com/containerd/go-dmverity/pkg/dm"
+	"golang.org/x/sys/unix"
+
+	"github.com/cocoon-appliance/cocoon/init/boot"
+	"github.com/cocoon-appliance/cocoon/init/kmod"
+	"github.com/cocoon-appliance/cocoon/init/mount"
+	"github.com/cocoon-appliance/cocoon/init/verity"
+)
+
+const (
+	newRoot    = "/sysroot"
+	workerPath = "/usr/bin/cocoon-worker"
 )
 
 func main() {
@@ -23,30 +35,57 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cocoon-init: not PID 1; this program is the appliance's init and only runs inside the guest")
 		os.Exit(2)
 	}
-	for _, m := range []struct{ src, target, fstype string }{
-		{"proc", "/proc", "proc"},
-		{"sysfs", "/sys", "sysfs"},
-		{"devtmpfs", "/dev", "devtmpfs"},
-	} {
-		if err := syscall.Mount(m.src, m.target, m.fstype, syscall.MS_NOSUID|syscall.MS_NOEXEC, ""); err != nil {
-			fmt.Fprintf(console, "cocoon-init: mount %s on %s: %v\n", m.fstype, m.target, err)
-		}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		halt(console, fmt.Errorf("uname: %w", err))
 	}
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		halt(console, fmt.Sprintf("read /proc/cmdline: %v", err))
+	s := &boot.State{Release: unix.ByteSliceToString(uts.Release[:])}
+	if err := boot.Run(context.Background(), steps(s.Release, console), s, console); err != nil {
+		halt(console, nil) // boot.Run printed the FATAL line
 	}
-	p, err := bootparams.Parse(strings.TrimSpace(string(cmdline)))
-	if err != nil {
-		halt(console, err.Error())
+	select {} // the worker's supervisor runs on; PID 1 never exits
+}
+
+// steps is the boot sequence. Hooks the lead fills in, in this order, once
+// written (not faked meanwhile):
+//   - TODO(network): configure the interface from s.Config.Runtime.Network,
+//     after "read config".
+//   - TODO(measurement checks): compare what was booted with the expected
+//     values, after "read config".
+//   - TODO(RTMR3/PCR15 extend): extend s.StaticConfig (measure/runtime event
+//     format v1) before the worker starts.
+//   - TODO(GPU gate): refuse to start when s.Config.Static.GPURequired and no
+//     attested GPU is present.
+func steps(release string, console io.Writer) []boot.Step {
+	sys := mount.Linux{}
+	sysBlock := os.DirFS("/sys/class/block")
+	var st []boot.Step
+	for _, m := range mount.Early {
+		st = append(st, boot.Mount{M: m, Sys: sys})
 	}
-	fmt.Fprintf(console, "cocoon-init: verity root hash %x, data %s, hash %s\n", p.Verity.RootHash, p.Verity.DataDevice, p.Verity.HashDevice)
-	halt(console, "boot sequence not implemented in this build; refusing to continue")
+	st = append(st,
+		boot.Cmdline{ReadFile: os.ReadFile},
+		boot.Modules{Dir: kmod.Dir(release), ReadFile: os.ReadFile, Loader: kmod.Finit{}},
+		boot.Mount{M: mount.Configfs, Sys: sys},
+		boot.RootDisk{SysBlock: sysBlock, Table: boot.ReadGPT, Timeout: 15 * time.Second},
+		boot.Verity{Open: func() (verity.Mapper, error) { return dm.Open() }, Nodes: verity.DevNodes{}},
+		boot.MountRoot{Sys: sys, NewRoot: newRoot},
+		boot.Config{SysBlock: sysBlock, Open: boot.OpenFile, Timeout: 5 * time.Second},
+		boot.SwitchRoot{Sys: sys, NewRoot: newRoot},
+		boot.Worker{Sup: &boot.Supervisor{
+			Path: workerPath, Runner: boot.ExecRunner{Env: []string{"PATH=/usr/bin:/bin", "HOME=/"}},
+			Clock: boot.RealClock{}, Console: console,
+		}},
+	)
+	return st
 }
 
 // halt fails closed: say why on the console, then power off.
-func halt(console *os.File, why string) {
-	fmt.Fprintf(console, "cocoon-init: FATAL: %s\n", why)
+func halt(console io.Writer, err error) {
+	if err != nil {
+		fmt.Fprintf(console, "cocoon-init: FATAL: %v\n", err)
+	}
+	fmt.Fprintln(console, "cocoon-init: powering off")
 	syscall.Sync()
 	if err := syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
 		fmt.Fprintf(console, "cocoon-init: power off: %v\n", err)

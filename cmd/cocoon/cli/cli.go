@@ -35,6 +35,7 @@ func (c *Context) commands() []command {
 	return []command{
 		{"image", "build, fetch and verify the appliance image", c.image},
 		{"measure", "predict TDX/vTPM measurements, check quotes", c.measure},
+		{"host", "launch the appliance on this host; check the host; list GPUs", c.host},
 		{"version", "print the version", func(context.Context, *Context, []string) error {
 			fmt.Fprintln(c.Stdout, "cocoon", Version)
 			return nil

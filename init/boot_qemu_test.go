@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cocoon-appliance/cocoon/init/config"
+)
+
+// The boot smoke test builds the image with the repo's CLI, boots it under
+// QEMU (TCG, direct kernel boot) with a config disk, and reads the console.
+
+func buildImage(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	if testing.Short() {
+		t.Skip("boots a VM; skipped with -short")
+	}
+	tmp := t.TempDir()
+	cli := filepath.Join(tmp, "cocoon")
+	run(t, "..", "go", "build", "-o", cli, "./cmd/cocoon")
+	img := filepath.Join(tmp, "img")
+	run(t, "..", cli, "image", "build", "--out", img, "--quiet")
+	disk, err := config.Encode(&config.Config{
+		Schema:  config.Schema,
+		Static:  config.Static{Model: "smoke-test", Policy: "dev"},
+		Runtime: config.Runtime{Network: config.Network{Mode: "dhcp"}, WorkerArgs: []string{"-listen", ":8080"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(img, "config.img"), disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func run(t *testing.T, dir string, name string, args ...string) {
+	t.Helper()
+	c := exec.Command(name, args...)
+	c.Dir = dir
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// boot runs QEMU until a console line matches done or the deadline, and
+// returns the console lines.
+func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp) []string {
+	t.Helper()
+	cmdline, err := os.ReadFile(filepath.Join(img, "cmdline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	q := exec.CommandContext(ctx, "qemu-system-x86_64",
+		"-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
+		"-nodefaults", "-nographic", "-serial", "stdio", "-no-reboot",
+		"-kernel", filepath.Join(img, "vmlinuz"), "-initrd", filepath.Join(img, "initrd"),
+		"-append", string(cmdline),
+		"-drive", "file="+filepath.Join(img, diskName)+",if=none,id=root,format=raw,readonly=on",
+		"-device", "virtio-blk-pci,drive=root,serial=cocoon-root",
+		"-drive", "file="+filepath.Join(img, "config.img")+",if=none,id=cfg,format=raw,readonly=on",
+		"-device", "virtio-blk-pci,drive=cfg,serial=cocoon-config",
+	)
+	out, err := q.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Stderr = q.Stdout
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { q.Process.Kill(); q.Wait() }()
+	var lines []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		l := strings.TrimRight(sc.Text(), "\r")
+		lines = append(lines, l)
+		if done.MatchString(l) {
+			return lines
+		}
+	}
+	io.Copy(io.Discard, out)
+	t.Errorf("console ended (%v) before %s", ctx.Err(), done)
+	return lines
+}
+
+func initLines(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		if strings.HasPrefix(l, "cocoon-init:") || strings.HasPrefix(l, "worker:") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestBootQEMU(t *testing.T) {
+	img := buildImage(t)
+	lines := bootVM(t, img, "disk.img", regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`))
+	got := initLines(lines)
+	t.Logf("console:\n%s", got)
+	for _, want := range []string{
+		"] mount -t proc ", "] cat /proc/cmdline ok", "] insmod $(cat /lib/modules/", "] mount -t configfs ",
+		"] wait for root PARTUUIDs", "] dmsetup create --readonly root", "] mount -t squashfs -o ro /dev/mapper/root /sysroot && dmsetup status root ok",
+		"] read config from the disk with serial cocoon-config ok", "] switch_root /sysroot ok",
+		"cocoon-init: worker started (pid ", "worker: cocoon-worker: listening on :8080",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if strings.Contains(got, "FATAL") {
+		t.Errorf("boot failed:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestBootQEMUTamperedRoot flips one byte of the squashfs superblock (the
+// root partition starts at 1 MiB): the boot must stop with a FATAL line.
+func TestBootQEMUTamperedRoot(t *testing.T) {
+	img := buildImage(t)
+	disk, err := os.ReadFile(filepath.Join(img, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk[1<<20+100] ^= 0x01
+	if err := os.WriteFile(filepath.Join(img, "tampered.img"), disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := bootVM(t, img, "tampered.img", regexp.MustCompile(`cocoon-init: (FATAL|worker started)`))
+	got := initLines(lines)
+	t.Logf("console:\n%s", got)
+	if !strings.Contains(got, "cocoon-init: FATAL: mount -t squashfs") {
+		t.Errorf("tampered root did not stop at mounting the root:\n%s", strings.Join(lines, "\n"))
+	}
+	if strings.Contains(got, "worker started") {
+		t.Error("the worker started on a tampered root")
+	}
+}
