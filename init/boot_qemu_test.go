@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,9 +35,11 @@ func buildImage(t *testing.T) string {
 	img := filepath.Join(tmp, "img")
 	run(t, "..", cli, "image", "build", "--out", img, "--quiet")
 	disk, err := config.Encode(&config.Config{
-		Schema:  config.Schema,
-		Static:  config.Static{Model: "smoke-test", Policy: "dev"},
-		Runtime: config.Runtime{Network: config.Network{Mode: "dhcp"}, WorkerArgs: []string{"-listen", ":8080"}},
+		Schema: config.Schema,
+		Static: config.Static{Model: "smoke-test", Policy: "dev"},
+		// QEMU's user-mode network: guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3.
+		Runtime: config.Runtime{Network: config.Network{Mode: "static", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}},
+			WorkerArgs: []string{"-listen", ":8080"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +61,13 @@ func run(t *testing.T, dir string, name string, args ...string) {
 
 // boot runs QEMU until a console line matches done or the deadline, and
 // returns the console lines.
-func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp) []string {
+func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp, extra ...string) []string {
+	return bootVMThen(t, img, diskName, done, nil, extra...)
+}
+
+// bootVMThen is bootVM that calls then, while the VM still runs, once done
+// matched.
+func bootVMThen(t *testing.T, img, diskName string, done *regexp.Regexp, then func(), extra ...string) []string {
 	t.Helper()
 	cmdline, err := os.ReadFile(filepath.Join(img, "cmdline"))
 	if err != nil {
@@ -74,6 +85,7 @@ func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp) []string {
 		"-drive", "file="+filepath.Join(img, "config.img")+",if=none,id=cfg,format=raw,readonly=on",
 		"-device", "virtio-blk-pci,drive=cfg,serial=cocoon-config",
 	)
+	q.Args = append(q.Args, extra...)
 	out, err := q.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +101,9 @@ func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp) []string {
 		l := strings.TrimRight(sc.Text(), "\r")
 		lines = append(lines, l)
 		if done.MatchString(l) {
+			if then != nil {
+				then()
+			}
 			return lines
 		}
 	}
@@ -107,15 +122,47 @@ func initLines(lines []string) string {
 	return b.String()
 }
 
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 func TestBootQEMU(t *testing.T) {
 	img := buildImage(t)
-	lines := bootVM(t, img, "disk.img", regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`))
+	port := freePort(t)
+	var health string
+	check := func() {
+		// The guest answers a request forwarded from the host: network up.
+		c := &http.Client{Timeout: 10 * time.Second}
+		for i := 0; i < 20 && health == ""; i++ {
+			if resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				health = string(b)
+			} else {
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+	}
+	lines := bootVMThen(t, img, "disk.img", regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`), check,
+		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080", port), "-device", "virtio-net-pci,netdev=net0")
+	if !strings.HasPrefix(health, "ok cocoon-worker") {
+		t.Errorf("GET /healthz through the host forward: %q", health)
+	} else {
+		t.Logf("GET /healthz through the host forward: %q", health)
+	}
 	got := initLines(lines)
 	t.Logf("console:\n%s", got)
 	for _, want := range []string{
 		"] mount -t proc ", "] cat /proc/cmdline ok", "] insmod $(cat /lib/modules/", "] mount -t configfs ",
 		"] wait for root PARTUUIDs", "] dmsetup create --readonly root", "] mount -t squashfs -o ro /dev/mapper/root /sysroot && dmsetup status root ok",
 		"] read config from the disk with serial cocoon-config ok", "] switch_root /sysroot ok",
+		"ip link set up && ip addr add && ip route add default ok",
+		"WARNING: no TPM and no TDX measurement registers; policy \"dev\" lets this development boot run UNMEASURED",
 		"cocoon-init: worker started (pid ", "worker: cocoon-worker: listening on :8080",
 	} {
 		if !strings.Contains(got, want) {

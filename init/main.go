@@ -16,11 +16,14 @@ import (
 	"time"
 
 	"github.com/containerd/go-dmverity/pkg/dm"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/cocoon-appliance/cocoon/init/boot"
 	"github.com/cocoon-appliance/cocoon/init/kmod"
+	"github.com/cocoon-appliance/cocoon/init/measured"
 	"github.com/cocoon-appliance/cocoon/init/mount"
+	"github.com/cocoon-appliance/cocoon/init/netup"
 	"github.com/cocoon-appliance/cocoon/init/verity"
 )
 
@@ -46,16 +49,9 @@ func main() {
 	select {} // the worker's supervisor runs on; PID 1 never exits
 }
 
-// steps is the boot sequence. Hooks the lead fills in, in this order, once
-// written (not faked meanwhile):
-//   - TODO(network): configure the interface from s.Config.Runtime.Network,
-//     after "read config".
-//   - TODO(measurement checks): compare what was booted with the expected
-//     values, after "read config".
-//   - TODO(RTMR3/PCR15 extend): extend s.StaticConfig (measure/runtime event
-//     format v1) before the worker starts.
-//   - TODO(GPU gate): refuse to start when s.Config.Static.GPURequired and no
-//     attested GPU is present.
+// steps is the boot sequence. Still to come (not faked meanwhile): the GPU
+// gate, which refuses to start the worker when s.Config.Static.GPURequired
+// and no attested CC-mode GPU is present (guest issue).
 func steps(release string, console io.Writer) []boot.Step {
 	sys := mount.Linux{}
 	sysBlock := os.DirFS("/sys/class/block")
@@ -71,7 +67,10 @@ func steps(release string, console io.Writer) []boot.Step {
 		boot.Verity{Open: func() (verity.Mapper, error) { return dm.Open() }, Nodes: verity.DevNodes{}},
 		boot.MountRoot{Sys: sys, NewRoot: newRoot},
 		boot.Config{SysBlock: sysBlock, Open: boot.OpenFile, Timeout: 5 * time.Second},
+		boot.CheckMeasured{Open: boot.OpenMeasured},
 		boot.SwitchRoot{Sys: sys, NewRoot: newRoot},
+		boot.Network{Link: func() (netup.Link, error) { return netlink.NewHandle(unix.NETLINK_ROUTE) }, ResolvConf: "/run/resolv.conf"},
+		boot.MeasureConfig{LogPath: measured.RuntimeLogPath},
 		boot.Worker{Sup: &boot.Supervisor{
 			Path: workerPath, Runner: boot.ExecRunner{Env: []string{"PATH=/usr/bin:/bin", "HOME=/"}},
 			Clock: boot.RealClock{}, Console: console,

@@ -7,6 +7,7 @@ package boot
 import (
 	"context"
 	"fmt"
+	"github.com/cocoon-appliance/cocoon/init/measured"
 	"io"
 	"time"
 
@@ -34,8 +35,11 @@ type State struct {
 	// StaticConfig is the config's static part as received: what the
 	// measurement step extends into RTMR3 / PCR 15.
 	StaticConfig []byte
-	Log          io.Writer        // console, for steps that report more than ok
-	Now          func() time.Time // nil: time.Now
+	// Registers is the measurement device once CheckMeasured opened it
+	// (nil in an unmeasured development boot).
+	Registers measured.Registers
+	Log       io.Writer        // console, for steps that report more than ok
+	Now       func() time.Time // nil: time.Now
 }
 
 func (s *State) now() time.Time {

@@ -1,0 +1,171 @@
+package boot
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cocoon-appliance/cocoon/init/measured"
+	"github.com/cocoon-appliance/cocoon/init/netup"
+	"github.com/cocoon-appliance/cocoon/measure/eventlog"
+	"github.com/cocoon-appliance/cocoon/measure/runtime"
+)
+
+// DevPolicy is the static-config policy under which a guest may run with no
+// measurement device (QEMU direct boot without swtpm, for fast tests). Any
+// other policy requires TDX or a TPM: fail closed.
+const DevPolicy = "dev"
+
+// ErrUnmeasured is returned when there is no TPM and no TDX measurement
+// interface and the policy does not allow that.
+var ErrUnmeasured = errors.New("no TPM and no TDX measurement registers")
+
+// CheckMeasured opens the measurement device (TDX first, then a TPM),
+// replays the firmware's event log and compares it with the live
+// registers. Without a device it continues only under DevPolicy.
+type CheckMeasured struct {
+	// Open returns the device; measured.ErrNotSupported means none.
+	Open func() (measured.Registers, error)
+}
+
+func (CheckMeasured) String() string {
+	return "replay the firmware event log and compare it with the live RTMRs / PCRs"
+}
+
+// Run implements Step.
+func (c CheckMeasured) Run(_ context.Context, s *State) error {
+	r, err := c.Open()
+	if errors.Is(err, measured.ErrNotSupported) {
+		if s.Config != nil && s.Config.Static.Policy == DevPolicy {
+			fmt.Fprintf(s.log(), "cocoon-init: WARNING: %v; policy %q lets this development boot run UNMEASURED\n", ErrUnmeasured, DevPolicy)
+			return nil
+		}
+		return fmt.Errorf("%w (policy %q requires one): %v", ErrUnmeasured, policyOf(s), err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := measured.Check(r); err != nil {
+		return err
+	}
+	s.Registers = r
+	return nil
+}
+
+func policyOf(s *State) string {
+	if s.Config == nil {
+		return ""
+	}
+	return s.Config.Static.Policy
+}
+
+func (s *State) log() io.Writer {
+	if s.Log != nil {
+		return s.Log
+	}
+	return io.Discard
+}
+
+// OpenMeasured opens TDX's sysfs registers when present, else the TPM.
+func OpenMeasured() (measured.Registers, error) {
+	t := &measured.TDX{}
+	if _, err := t.Read(); err == nil {
+		return t, nil
+	}
+	tpm, _, err := measured.OpenTPM()
+	if err != nil {
+		return nil, err
+	}
+	return tpm, nil
+}
+
+// MeasureConfig extends the static config and the boot-complete marker
+// into RTMR3 / PCR 15 (measure/runtime v1), appends them to the runtime
+// log, and prints the registers a verifier compares with its prediction.
+type MeasureConfig struct {
+	LogPath string // measured.RuntimeLogPath in the guest
+}
+
+func (m MeasureConfig) String() string {
+	return "extend RTMR3/PCR15 with static-config and boot-complete >> " + m.LogPath
+}
+
+// Run implements Step.
+func (m MeasureConfig) Run(_ context.Context, s *State) error {
+	if s.Registers == nil {
+		fmt.Fprintln(s.log(), "cocoon-init: WARNING: no measurement device: static config NOT measured")
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(m.LogPath), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	events := runtime.Log{{Kind: runtime.KindStaticConfig, Payload: s.StaticConfig}, {Kind: runtime.KindBootComplete}}
+	if err := measured.Measure(s.Registers, events, f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	regs, err := s.Registers.Read()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(s.log(), "cocoon-init: registers "+formatRegisters(s.Registers.Kind(), regs))
+	return nil
+}
+
+// formatRegisters prints the registers the image determines: RTMR0-3, or
+// PCR 4, 9 and 15.
+func formatRegisters(k eventlog.Kind, regs map[int][]byte) string {
+	want := []int{0, 1, 2, 3}
+	if k == eventlog.TPM {
+		want = []int{4, 9, 15}
+	}
+	sort.Ints(want)
+	var parts []string
+	for _, i := range want {
+		if v, ok := regs[i]; ok {
+			parts = append(parts, strings.ToLower(measured.Name(k, i))+"="+hex.EncodeToString(v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// Network configures the interface from the runtime config.
+type Network struct {
+	Link       func() (netup.Link, error)
+	ResolvConf string
+}
+
+func (Network) String() string { return "ip link set up && ip addr add && ip route add default" }
+
+// Run implements Step.
+func (n Network) Run(_ context.Context, s *State) error {
+	if s.Config == nil {
+		return errors.New("no config")
+	}
+	c := s.Config.Runtime.Network
+	switch c.Mode {
+	case "static":
+	case "dhcp":
+		return fmt.Errorf("network mode dhcp is not implemented yet; configure a static address")
+	default:
+		return fmt.Errorf("network mode %q", c.Mode)
+	}
+	l, err := n.Link()
+	if err != nil {
+		return err
+	}
+	return netup.Up(l, netup.Config{Mode: "static", Address: c.Address, Gateway: c.Gateway, DNS: c.DNS, ResolvConf: n.ResolvConf})
+}
