@@ -41,10 +41,13 @@ test: setup
 	$(GO) vet ./...
 	COCOON_REQUIRE_INPUTS=1 COCOON_APT_TEST=1 $(GO) test -count=1 -timeout 30m ./...
 
-# Rebuild the image and compare it with its manifest, bit for bit.
+# Rebuild the image and compare it with its manifest, bit for bit; boot it
+# under QEMU (direct boot with network; OVMF + swtpm through
+# `cocoon host launch`, PCRs against the prediction; a tampered root).
 e2e: setup
 	$(BIN) image build --out $(OUT)
 	$(BIN) image verify --manifest $(OUT)/manifest.json
+	COCOON_REQUIRE_INPUTS=1 $(GO) test -count=1 -v -run 'TestBootQEMU|TestE2E' ./init ./cmd/cocoon/cli
 
 bench: setup
 	scripts/bench.sh

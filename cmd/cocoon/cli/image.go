@@ -51,6 +51,11 @@ func (f *imageFlags) resolve() error {
 			return err
 		}
 	}
+	abs, err := filepath.Abs(f.src)
+	if err != nil {
+		return err
+	}
+	f.src = abs
 	if f.lock == "" {
 		f.lock = filepath.Join(f.src, "image", "inputs.lock")
 	}
