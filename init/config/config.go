@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 	"io"
 	"net/netip"
 	"net/url"
@@ -200,18 +201,11 @@ func decodeJSON(doc []byte) (*Config, []byte, error) {
 	return c, []byte(raw.Static), nil
 }
 
+// strict decodes one JSON value with unknown fields and trailing data
+// refused (internal/strictjson), as ErrInvalid.
 func strict(data []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	if err := strictjson.Decode(bytes.NewReader(data), MaxLength, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if d.More() {
-		return fmt.Errorf("%w: trailing data after the JSON value", ErrInvalid)
-	}
-	// A second value or garbage after the first is refused too.
-	if _, err := d.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the JSON value", ErrInvalid)
 	}
 	return nil
 }
