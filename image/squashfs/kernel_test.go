@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cocoon-appliance/cocoon/image/fstree"
+	"github.com/cocoon-appliance/cocoon/image/fstree/fstreetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +70,7 @@ func TestKernelMount(t *testing.T) {
 			}
 			dir := mount(t, build(t, tr, o))
 			entries := tr.Entries()
-			compareDir(t, dir, entries)
+			fstreetest.CompareDir(t, dir, entries, fstreetest.Options{Epoch: testEpoch})
 			subdirs := map[string]uint64{}
 			for _, e := range entries {
 				if e.Kind == fstree.Dir {

@@ -8,11 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/cocoon-appliance/cocoon/image/fstree"
-	"golang.org/x/sys/unix"
+	"github.com/cocoon-appliance/cocoon/image/fstree/fstreetest"
 )
 
 // These tests check images against squashfs-tools, the reference reader and
@@ -102,56 +101,8 @@ func TestUnsquashfsExtract(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "root")
 			run(t, "unsquashfs", "-q", "-n", "-d", dir, build(t, tr, o))
-			compareDir(t, dir, tr.Entries())
+			fstreetest.CompareDir(t, dir, tr.Entries(), fstreetest.Options{Epoch: testEpoch})
 		})
-	}
-}
-
-func compareDir(t *testing.T, dir string, entries []fstree.Entry) {
-	t.Helper()
-	n := 0
-	if err := filepath.Walk(dir, func(string, os.FileInfo, error) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if n != len(entries)+1 {
-		t.Errorf("extracted %d files besides the root, want %d", n-1, len(entries))
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Path)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			t.Error(err)
-			continue
-		}
-		if e.Kind != fstree.Symlink && st.Mode&0o7777 != uint32(e.Perm) {
-			t.Errorf("%s: mode %#o, want %#o", e.Path, st.Mode&0o7777, uint32(e.Perm))
-		}
-		if st.Uid != 0 || st.Gid != 0 {
-			t.Errorf("%s: owner %d:%d, want 0:0", e.Path, st.Uid, st.Gid)
-		}
-		if e.Kind != fstree.Symlink && st.Mtim.Sec != testEpoch {
-			t.Errorf("%s: mtime %d, want %d", e.Path, st.Mtim.Sec, testEpoch)
-		}
-		typ := map[fstree.Kind]uint32{fstree.File: syscall.S_IFREG, fstree.Dir: syscall.S_IFDIR, fstree.Symlink: syscall.S_IFLNK,
-			fstree.CharDev: syscall.S_IFCHR, fstree.BlockDev: syscall.S_IFBLK}[e.Kind]
-		if st.Mode&syscall.S_IFMT != typ {
-			t.Errorf("%s: type %#o, want %#o", e.Path, st.Mode&syscall.S_IFMT, typ)
-			continue
-		}
-		switch e.Kind {
-		case fstree.File:
-			if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, e.Data) {
-				t.Errorf("%s: content differs (%d bytes, want %d; %v)", e.Path, len(data), len(e.Data), err)
-			}
-		case fstree.Symlink:
-			if target, err := os.Readlink(p); target != e.Target {
-				t.Errorf("%s: link to %q, want %q (%v)", e.Path, target, e.Target, err)
-			}
-		case fstree.CharDev, fstree.BlockDev:
-			if unix.Major(st.Rdev) != e.Major || unix.Minor(st.Rdev) != e.Minor {
-				t.Errorf("%s: rdev %d:%d, want %d:%d", e.Path, unix.Major(st.Rdev), unix.Minor(st.Rdev), e.Major, e.Minor)
-			}
-		}
 	}
 }
 
