@@ -316,25 +316,9 @@ func (b *builder) verity() (string, error) {
 	copy(id[:], u[:16])
 	id[6] = id[6]&0x0f | 0x40 // RFC 4122 version 4 ...
 	id[8] = id[8]&0x3f | 0x80 // ... variant 10
-	data, err := os.Open(b.out(RootfsName))
-	if err != nil {
-		return "", err
-	}
-	defer data.Close()
-	st, err := data.Stat()
-	if err != nil {
-		return "", err
-	}
-	hash, err := os.Create(b.out(VerityName))
-	if err != nil {
-		return "", err
-	}
-	b.vres, err = verity.Format(data, st.Size(), hash, verity.Params{
+	b.vres, err = verity.FormatFile(b.out(RootfsName), b.out(VerityName), verity.Params{
 		HashAlg: "sha256", DataBlockSize: 4096, HashBlockSize: 4096, Salt: b.salt, UUID: id,
 	})
-	if cerr := hash.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return "", err
 	}

@@ -41,50 +41,20 @@ func readFile(t testing.TB, p string) []byte {
 	return b
 }
 
-// formatFile runs Format from the file data into the new file hash.
+// formatFile runs FormatFile and fails the test on error.
 func formatFile(t testing.TB, data, hash string, p Params) Result {
 	t.Helper()
-	df, err := os.Open(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer df.Close()
-	st, err := df.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hf, err := os.Create(hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Format(df, st.Size(), hf, p)
+	res, err := FormatFile(data, hash, p)
 	if err != nil {
 		t.Fatalf("Format: %v", err)
-	}
-	if err := hf.Close(); err != nil {
-		t.Fatal(err)
 	}
 	return res
 }
 
-// verifyFile runs Verify on files.
+// verifyFile runs VerifyFile.
 func verifyFile(t testing.TB, data, hash string, root []byte) error {
 	t.Helper()
-	df, err := os.Open(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer df.Close()
-	st, err := df.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hf, err := os.Open(hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hf.Close()
-	return Verify(df, st.Size(), hf, root)
+	return VerifyFile(data, hash, root)
 }
 
 func needVeritysetup(t testing.TB) string {

@@ -41,23 +41,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-uuid: %w", err)
 	}
-	data, err := os.Open(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer data.Close()
-	st, err := data.Stat()
-	if err != nil {
-		return err
-	}
-	hash, err := os.Create(fs.Arg(1))
-	if err != nil {
-		return err
-	}
-	res, err := verity.Format(data, st.Size(), hash, verity.Params{Salt: salt, UUID: id})
-	if cerr := hash.Close(); err == nil {
-		err = cerr
-	}
+	res, err := verity.FormatFile(fs.Arg(0), fs.Arg(1), verity.Params{Salt: salt, UUID: id})
 	if err != nil {
 		return err
 	}
