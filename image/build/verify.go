@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -138,7 +137,7 @@ func explain(c *Check, wo manifest.Output, orig, rebuilt string, want, got *mani
 				return nil, err
 			}
 			defer f.Close()
-			return cpio.Read(io.Reader(f))
+			return cpio.Read(f)
 		}
 	case RootfsName:
 		list = squashfs.Read

@@ -5,10 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/cocoon-appliance/cocoon/init/measured"
@@ -43,7 +41,7 @@ func (c CheckMeasured) Run(_ context.Context, s *State) error {
 	r, err := c.Open()
 	if errors.Is(err, measured.ErrNotSupported) {
 		if s.Config != nil && s.Config.Static.Policy == DevPolicy {
-			fmt.Fprintf(s.log(), "cocoon-init: WARNING: %v; policy %q lets this development boot run UNMEASURED\n", ErrUnmeasured, DevPolicy)
+			fmt.Fprintf(s.Log, "cocoon-init: WARNING: %v; policy %q lets this development boot run UNMEASURED\n", ErrUnmeasured, DevPolicy)
 			return nil
 		}
 		return fmt.Errorf("%w (policy %q requires one): %v", ErrUnmeasured, policyOf(s), err)
@@ -63,13 +61,6 @@ func policyOf(s *State) string {
 		return ""
 	}
 	return s.Config.Static.Policy
-}
-
-func (s *State) log() io.Writer {
-	if s.Log != nil {
-		return s.Log
-	}
-	return io.Discard
 }
 
 // OpenMeasured opens TDX's sysfs registers when present, else the TPM.
@@ -99,7 +90,7 @@ func (m MeasureConfig) String() string {
 // Run implements Step.
 func (m MeasureConfig) Run(_ context.Context, s *State) error {
 	if s.Registers == nil {
-		fmt.Fprintln(s.log(), "cocoon-init: WARNING: no measurement device: static config NOT measured")
+		fmt.Fprintln(s.Log, "cocoon-init: WARNING: no measurement device: static config NOT measured")
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(m.LogPath), 0o755); err != nil {
@@ -121,7 +112,7 @@ func (m MeasureConfig) Run(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(s.log(), "cocoon-init: registers "+formatRegisters(s.Registers.Kind(), regs))
+	fmt.Fprintln(s.Log, "cocoon-init: registers "+formatRegisters(s.Registers.Kind(), regs))
 	return nil
 }
 
@@ -132,7 +123,6 @@ func formatRegisters(k eventlog.Kind, regs map[int][]byte) string {
 	if k == eventlog.TPM {
 		want = []int{4, 9, 15}
 	}
-	sort.Ints(want)
 	var parts []string
 	for _, i := range want {
 		if v, ok := regs[i]; ok {

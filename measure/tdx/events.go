@@ -129,15 +129,11 @@ func RTMR1Events(kernelAuthenticode []byte, what string) []register.Event {
 	)
 }
 
-// InitrdArg is what OVMF appends to the command line of a direct kernel
-// boot, so the kernel's EFI stub loads the initrd from QEMU's fw_cfg
-// (OvmfPkg QemuKernelLoaderFsDxe / X86QemuLoadImageLib).
-const InitrdArg = " initrd=initrd"
-
 // CmdlineDigestData is what the Linux EFI stub measures for the command
-// line: the LoadOptions as UTF-16LE including the terminating NUL
-// (drivers/firmware/efi/libstub/efi-stub-helper.c, efi_measure_tagged_event
-// for LINUX_EFI_LOADED_IMAGE_CMDLINE... and OVMF passes cmdline+InitrdArg).
+// line ("LOADED_IMAGE::LoadOptions", drivers/firmware/efi/libstub): the
+// load options as UTF-16LE including the terminating NUL. For a direct boot
+// the load options are qemukernel.LoadOptions (OVMF appends
+// " initrd=initrd"); checked against a real boot in measure/qemukernel.
 func CmdlineDigestData(cmdline string) []byte {
 	return append(UTF16LE(cmdline), 0, 0)
 }

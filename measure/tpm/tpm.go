@@ -33,8 +33,8 @@ type Inputs struct {
 	// KernelAuthenticode is the SHA-256 Authenticode digest of the kernel
 	// image as QEMU patched it (measure/qemukernel + measure/authenticode).
 	KernelAuthenticode []byte
-	// Cmdline is the command line as the kernel receives it (for OVMF
-	// direct boot: the -append string plus tdx.InitrdArg).
+	// Cmdline is the command line as the kernel receives it
+	// (qemukernel.LoadOptions for an OVMF direct boot).
 	Cmdline string
 	Initrd  []byte
 	// Runtime are the events the init extends into PCR 15.
