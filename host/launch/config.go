@@ -56,6 +56,19 @@ type Forward struct {
 	GuestPort int    `json:"guest_port"`
 }
 
+// Split returns the forward's host address and port.
+func (f Forward) Split() (string, uint16, error) {
+	host, port, err := net.SplitHostPort(f.Host)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 || net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("want IP:PORT")
+	}
+	return host, uint16(p), nil
+}
+
 // RestartConfig is the restart policy.
 type RestartConfig struct {
 	Max          int `json:"max"`
@@ -109,9 +122,7 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Forwards {
-		host, port, err := net.SplitHostPort(f.Host)
-		p, perr := strconv.Atoi(port)
-		if err != nil || perr != nil || p < 1 || p > 65535 || net.ParseIP(host) == nil {
+		if _, _, err := f.Split(); err != nil {
 			return bad("forward host %q: want IP:PORT", f.Host)
 		}
 		if f.GuestPort < 1 || f.GuestPort > 65535 {

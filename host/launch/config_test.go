@@ -66,3 +66,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestForwardSplit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		host string
+		port uint16
+		ok   bool
+	}{
+		{"127.0.0.1:18080", "127.0.0.1", 18080, true},
+		{"[::1]:8443", "::1", 8443, true},
+		{"127.0.0.1:0", "", 0, false},
+		{"127.0.0.1:70000", "", 0, false},
+		{"localhost:80", "", 0, false},
+	} {
+		h, p, err := Forward{Host: tc.in}.Split()
+		if (err == nil) != tc.ok || h != tc.host || p != tc.port {
+			t.Errorf("%s: %q %d %v", tc.in, h, p, err)
+		}
+	}
+}

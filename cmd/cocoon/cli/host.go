@@ -167,10 +167,11 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 		qc.Firmware = filepath.Join(imgDir, build.FirmwareName)
 	}
 	for _, f := range cfg.Forwards {
-		host, port, _ := strings.Cut(f.Host, ":")
-		var p uint16
-		fmt.Sscan(port, &p)
-		qc.Forwards = append(qc.Forwards, qemu.Forward{HostAddr: host, HostPort: p, GuestPort: uint16(f.GuestPort)})
+		host, port, err := f.Split() // validated by LoadConfig
+		if err != nil {
+			return err
+		}
+		qc.Forwards = append(qc.Forwards, qemu.Forward{HostAddr: host, HostPort: port, GuestPort: uint16(f.GuestPort)})
 	}
 	swtpm := cfg.Profile == "dev" && !cfg.DirectBoot
 	var console *os.File

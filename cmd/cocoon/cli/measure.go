@@ -88,10 +88,9 @@ func (b *bootInputs) load(needFirmware bool) (*files, error) {
 			return nil, err
 		}
 		read := func(name string) ([]byte, error) { return readVerified(b.image, m, name) }
-		var err2 error
 		if needFirmware {
-			if f.firmware, err2 = read(build.FirmwareName); err2 != nil {
-				return nil, err2
+			if f.firmware, err = read(build.FirmwareName); err != nil {
+				return nil, err
 			}
 		}
 		if f.kernel, err = read(build.VmlinuzName); err != nil {
