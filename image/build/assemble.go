@@ -36,6 +36,7 @@ type builder struct {
 	kfiles               kernelFiles
 	mods                 kmod.Resolved
 	toolchain, srcDigest string
+	overlay              []string // files of OverlayDir, listed once
 	vres                 verity.Result
 	salt                 []byte
 	cmdline              string
@@ -98,7 +99,7 @@ func (b *builder) build(ctx context.Context) (*manifest.Manifest, error) {
 }
 
 func (b *builder) readLock() (string, error) {
-	lf, err := loadLock(b.o.Lock)
+	lf, err := lock.Load(b.o.Lock)
 	if err != nil {
 		return "", err
 	}
@@ -155,15 +156,14 @@ func (b *builder) source(ctx context.Context) (string, error) {
 	if b.toolchain, err = goVersion(ctx, b.o.GoBin, b.o.Src); err != nil {
 		return "", err
 	}
-	overlay, err := overlayFiles(filepath.Join(b.o.Src, OverlayDir))
-	if err != nil {
+	if b.overlay, err = overlayFiles(filepath.Join(b.o.Src, OverlayDir)); err != nil {
 		return "", err
 	}
 	extra := []string{}
 	if rel, err := filepath.Rel(b.o.Src, b.o.Lock); err == nil && filepath.IsLocal(rel) {
 		extra = append(extra, filepath.ToSlash(rel))
 	}
-	for _, f := range overlay {
+	for _, f := range b.overlay {
 		extra = append(extra, OverlayDir+"/"+f)
 	}
 	if b.srcDigest, err = sourceDigest(ctx, b.o.GoBin, b.o.Src, extra); err != nil {
@@ -277,11 +277,7 @@ func (b *builder) rootfsTree(bins string) (*fstree.Tree, error) {
 		return nil, err
 	}
 	overlayRoot := filepath.Join(b.o.Src, OverlayDir)
-	files, err := overlayFiles(overlayRoot)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
+	for _, f := range b.overlay { // listed by the source step
 		data, err := os.ReadFile(filepath.Join(overlayRoot, filepath.FromSlash(f)))
 		if err != nil {
 			return nil, err

@@ -16,10 +16,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/cocoon-appliance/cocoon/image/lock"
 	"github.com/cocoon-appliance/cocoon/image/manifest"
 )
 
@@ -192,8 +190,6 @@ func fileSHA256(path string) (int64, string, error) {
 	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 
-func loadLock(path string) (*lock.File, error) { return lock.Load(path) }
-
 func shortHex(s string) string {
 	if len(s) > 16 {
 		return s[:16] + "…"
@@ -205,5 +201,5 @@ func plural(n int, word string) string {
 	if n == 1 {
 		return fmt.Sprintf("1 %s", word)
 	}
-	return fmt.Sprintf("%d %ss", n, strings.TrimSuffix(word, "s"))
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -60,20 +60,22 @@ func (a *Apt) Download(ctx context.Context, suite string, pkgs []lock.Package, d
 	if root == "" {
 		root = "/"
 	}
+	// Keyring: the one given, else Debian's archive keyring when installed,
+	// else the Signed-By of the configured source.
 	mirror, keyring := a.Mirror, a.Keyring
+	if keyring == "" {
+		if _, err := os.Stat(DefaultKeyring); err == nil {
+			keyring = DefaultKeyring
+		}
+	}
 	if mirror == "" {
 		src, err := FindMirror(filepath.Join(root, "etc/apt"))
 		if err != nil {
 			return err
 		}
 		mirror = src.URI
-		if keyring == "" && src.SignedBy != "" {
+		if keyring == "" {
 			keyring = src.SignedBy
-		}
-	}
-	if a.Keyring == "" {
-		if _, err := os.Stat(DefaultKeyring); err == nil {
-			keyring = DefaultKeyring
 		}
 	}
 	state := a.StateDir

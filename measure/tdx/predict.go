@@ -96,9 +96,11 @@ func Predict(in Inputs) (*Prediction, error) {
 		return nil, err
 	}
 	p := &Prediction{}
-	if p.MRTD, err = mrtd(in.Firmware, md, in.Profile.Ordering); err != nil {
+	m, err := tdvf.MRTD(in.Firmware, md, in.Profile.Ordering)
+	if err != nil {
 		return nil, err
 	}
+	p.MRTD = m[:]
 	for _, s := range md.Sections {
 		p.MRTDEvents = append(p.MRTDEvents, fmt.Sprintf("%s (%s ordering)", s, in.Profile.Ordering))
 	}
@@ -171,12 +173,4 @@ func Predict(in Inputs) (*Prediction, error) {
 		}
 	}
 	return p, nil
-}
-
-func mrtd(fw []byte, md *tdvf.Metadata, o tdvf.Ordering) ([]byte, error) {
-	m, err := tdvf.MRTD(fw, md, o)
-	if err != nil {
-		return nil, err
-	}
-	return m[:], nil
 }
