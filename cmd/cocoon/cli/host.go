@@ -199,14 +199,18 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 		}},
 		Policy: cfg.Restart.Policy(), StateDir: *state, Console: out, Log: c.Stderr,
 		OnLine: func(l string) {
-			st.set(func(s *status) {
-				s.LastLine = l
+			// Every console line is remembered; the file is rewritten only
+			// when the state changes or a second has passed, not per line.
+			st.note(l, func(s *status) bool {
 				switch {
 				case strings.Contains(l, "cocoon-init: worker started"):
 					s.State, s.Since = "running", time.Now()
 				case strings.Contains(l, launch.FatalMarker):
 					s.State, s.Since = "failed", time.Now()
+				default:
+					return false
 				}
+				return true
 			})
 		},
 	})
@@ -232,9 +236,10 @@ func guestConfig(raw json.RawMessage) (*initconfig.Config, error) {
 }
 
 type statusWriter struct {
-	mu   sync.Mutex
-	path string
-	s    status
+	mu      sync.Mutex
+	path    string
+	s       status
+	written time.Time
 }
 
 func (w *statusWriter) set(f func(*status)) {
@@ -244,9 +249,22 @@ func (w *statusWriter) set(f func(*status)) {
 	w.write()
 }
 
+// note records a console line; changed updates the state and says whether
+// it changed. The file is written on a change or at most once a second.
+func (w *statusWriter) note(line string, changed func(*status) bool) {
+	w.mu.Lock()
+	w.s.LastLine = line
+	due := changed(&w.s) || time.Since(w.written) >= time.Second
+	w.mu.Unlock()
+	if due {
+		w.write()
+	}
+}
+
 func (w *statusWriter) write() {
 	w.mu.Lock()
 	b, _ := json.Marshal(w.s)
+	w.written = time.Now()
 	w.mu.Unlock()
 	tmp := w.path + ".tmp"
 	if os.WriteFile(tmp, b, 0o600) == nil {
