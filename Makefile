@@ -55,6 +55,9 @@ bench: setup
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
+
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) -checks U1000,SA4006,SA4009,SA9003 ./...

@@ -154,26 +154,10 @@ func (c *cursor) read(n int) ([]byte, error) {
 	return p, nil
 }
 
-func (c *cursor) u16() (uint16, error) {
-	b, err := c.read(2)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint16(b), nil
-}
-
 func (c *cursor) u32() (uint32, error) {
 	b, err := c.read(4)
 	if err != nil {
 		return 0, err
 	}
 	return binary.LittleEndian.Uint32(b), nil
-}
-
-func (c *cursor) u64() (uint64, error) {
-	b, err := c.read(8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
 }

@@ -16,7 +16,6 @@ type fakeMapper struct {
 	targets []dm.Target
 	failAt  string
 	status  string
-	noNode  bool
 }
 
 var errFake = errors.New("fake ioctl failure")

@@ -66,15 +66,6 @@ func sampleCollateral(t testing.TB) *Collateral {
 	}
 }
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // The sample's values, read independently with
 // `xxd -s $((0x30+OFFSET)) -l LEN -p testdata/tdx_prod_quote_SPR_E4.dat`.
 const (
