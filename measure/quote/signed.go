@@ -118,11 +118,14 @@ func (s *signedCollateral) verify(now time.Time, crls *crlSet) error {
 // NotAfter of the PCK CRL issuer chain. Then the starts of the same windows,
 // which go-tdx-guest does not check (issueDate, thisUpdate §5.1.2.4,
 // NotBefore): collateral from the future at now is not valid either.
+// instant is one end of a validity window, named for the error message.
+type instant struct {
+	what string
+	t    time.Time
+}
+
 func (c *collateralSet) checkTimes(now time.Time) error {
-	ends := []struct {
-		what string
-		t    time.Time
-	}{
+	ends := []instant{
 		{"TCB info nextUpdate", c.tcbSig.next},
 		{"QE identity nextUpdate", c.qeSig.next},
 		{"TCB info signing certificate", c.tcbSig.signing.NotAfter},
@@ -130,29 +133,20 @@ func (c *collateralSet) checkTimes(now time.Time) error {
 		{"QE identity issuer root certificate", c.qeSig.root.NotAfter},
 		{"QE identity signing certificate", c.qeSig.signing.NotAfter},
 	}
-	starts := []struct {
-		what string
-		t    time.Time
-	}{
+	starts := []instant{
 		{"TCB info issueDate", c.tcbSig.issue},
 		{"QE identity issueDate", c.qeSig.issue},
 		{"TCB info issuer root certificate", c.tcbSig.root.NotBefore},
 		{"QE identity issuer root certificate", c.qeSig.root.NotBefore},
 	}
 	if c.crls != nil {
-		ends = append(ends, []struct {
-			what string
-			t    time.Time
-		}{
+		ends = append(ends, []instant{
 			{"root CA CRL nextUpdate", c.crls.root.NextUpdate},
 			{"PCK CRL nextUpdate", c.crls.pck.NextUpdate},
 			{"PCK CRL signing certificate", c.crls.pckSigning.NotAfter},
 			{"PCK CRL issuer root certificate", c.crls.pckRoot.NotAfter},
 		}...)
-		starts = append(starts, []struct {
-			what string
-			t    time.Time
-		}{
+		starts = append(starts, []instant{
 			{"root CA CRL thisUpdate", c.crls.root.ThisUpdate},
 			{"PCK CRL thisUpdate", c.crls.pck.ThisUpdate},
 			{"PCK CRL signing certificate", c.crls.pckSigning.NotBefore},
