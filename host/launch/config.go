@@ -133,7 +133,8 @@ func (c *Config) Validate() error {
 		}
 		seen[f.Host] = true
 	}
-	return nil
+	_, err := c.GuestConfig()
+	return err
 }
 
 // ImageDir is the image directory, resolved against the config file.

@@ -12,7 +12,7 @@ const devConfig = `{
   "schema": "cocoon-host/v1", "profile": "dev", "image": "img", "cpus": 1, "memory_mib": 1024,
   "direct_boot": true, "forwards": [{"host": "127.0.0.1:18080", "guest_port": 8080}],
   "restart": {"max": 2},
-  "guest": {"static": {"model": "tiny"}, "runtime": {}}
+  "guest": {"static": {"model": "tiny"}, "runtime": {"network": {"mode": "static", "address": "10.0.2.15/24"}}}
 }`
 
 func TestParseConfig(t *testing.T) {
@@ -35,7 +35,9 @@ func TestParseConfig(t *testing.T) {
 		{"guest port", `"guest_port": 8080`, `"guest_port": 0`},
 		{"gpus on dev", `"restart"`, `"gpus": ["0000:17:00.0"], "restart"`},
 		{"unknown field", `"restart"`, `"turbo": true, "restart"`},
-		{"no guest", `"guest": {"static": {"model": "tiny"}, "runtime": {}}`, `"vsock_cid": 3`},
+		{"no guest", `"guest": {"static": {"model": "tiny"}, "runtime": {"network": {"mode": "static", "address": "10.0.2.15/24"}}}`, `"vsock_cid": 3`},
+		{"bad guest network", `"address": "10.0.2.15/24"`, `"address": "10.0.2.15"`},
+		{"unknown guest field", `"model": "tiny"`, `"model": "tiny", "gpus": 8`},
 		{"negative restart", `"max": 2`, `"max": -1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,10 +16,8 @@ import (
 	"github.com/cocoon-appliance/cocoon/host/check"
 	"github.com/cocoon-appliance/cocoon/host/gpu"
 	"github.com/cocoon-appliance/cocoon/host/launch"
-	"github.com/cocoon-appliance/cocoon/host/qemu"
 	"github.com/cocoon-appliance/cocoon/image/build"
 	"github.com/cocoon-appliance/cocoon/image/manifest"
-	initconfig "github.com/cocoon-appliance/cocoon/init/config"
 )
 
 func (c *Context) host(ctx context.Context, _ *Context, args []string) error {
@@ -144,36 +141,18 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return err
 	}
-	guest, err := guestConfig(cfg.Guest)
+	disk, err := cfg.GuestDisk()
 	if err != nil {
-		return err
-	}
-	disk, err := initconfig.Encode(guest)
-	if err != nil {
-		return fmt.Errorf("host launch: guest config: %w", err)
+		return fmt.Errorf("host launch: %w", err)
 	}
 	configDisk := filepath.Join(*state, "config.img")
 	if err := os.WriteFile(configDisk, disk, 0o600); err != nil {
 		return err
 	}
-	qc := qemu.Config{
-		Profile: qemu.Profile(cfg.Profile), CPUs: cfg.CPUs, MemoryMiB: cfg.MemoryMiB,
-		Kernel: filepath.Join(imgDir, build.VmlinuzName), Initrd: filepath.Join(imgDir, build.InitrdName),
-		Cmdline: m.Cmdline, DirectBoot: cfg.DirectBoot,
-		Disk: filepath.Join(imgDir, build.DiskName), ConfigDisk: configDisk,
-		VsockCID: cfg.VsockCID, GPUs: cfg.GPUs,
+	qc, err := cfg.QEMU(m, configDisk)
+	if err != nil {
+		return err
 	}
-	if !cfg.DirectBoot {
-		qc.Firmware = filepath.Join(imgDir, build.FirmwareName)
-	}
-	for _, f := range cfg.Forwards {
-		host, port, err := f.Split() // validated by LoadConfig
-		if err != nil {
-			return err
-		}
-		qc.Forwards = append(qc.Forwards, qemu.Forward{HostAddr: host, HostPort: port, GuestPort: uint16(f.GuestPort)})
-	}
-	swtpm := cfg.Profile == "dev" && !cfg.DirectBoot
 	var console *os.File
 	out := c.Stdout
 	if *consoleFile != "" {
@@ -187,7 +166,7 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 	st.write()
 	defer st.set(func(s *status) { s.State = "stopped" })
 	err = launch.Run(ctx, launch.Options{
-		Boot: launch.Boot{SWTPM: swtpm, QEMUArgs: func(tpm string) (string, []string, error) {
+		Boot: launch.Boot{SWTPM: cfg.SWTPM(), QEMUArgs: func(tpm string) (string, []string, error) {
 			q := qc
 			q.TPMSocket = tpm
 			st.set(func(s *status) { s.Boot++; s.State = "booting"; s.Since = time.Now() })
@@ -218,21 +197,6 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 		return fmt.Errorf("host launch: %w", err)
 	}
 	return nil
-}
-
-// guestConfig reads the host config's "guest" object as the guest's config
-// document; its schema may be left out.
-func guestConfig(raw json.RawMessage) (*initconfig.Config, error) {
-	var g initconfig.Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&g); err != nil {
-		return nil, fmt.Errorf("host launch: guest config: %w", err)
-	}
-	if g.Schema == "" {
-		g.Schema = initconfig.Schema
-	}
-	return &g, g.Validate()
 }
 
 type statusWriter struct {
