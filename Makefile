@@ -42,12 +42,16 @@ test: setup
 	COCOON_REQUIRE_INPUTS=1 COCOON_APT_TEST=1 $(GO) test -count=1 -timeout 30m ./...
 
 # Rebuild the image and compare it with its manifest, bit for bit; boot it
-# under QEMU (direct boot with network; OVMF + swtpm through
-# `cocoon host launch`, PCRs against the prediction; a tampered root).
+# under QEMU: direct boot with network, then the negative boots (flipped
+# rootfs byte, wrong root hash, no config disk); OVMF + swtpm through
+# `cocoon host launch` (PCRs against the prediction, a tampered initrd).
+# Prints the wall time of the whole run.
 e2e: setup
-	$(BIN) image build --out $(OUT)
-	$(BIN) image verify --manifest $(OUT)/manifest.json
-	COCOON_REQUIRE_INPUTS=1 $(GO) test -count=1 -v -run 'TestBootQEMU|TestE2E' ./init ./cmd/cocoon/cli
+	@start=$$(date +%s); \
+	$(BIN) image build --out $(OUT) && \
+	$(BIN) image verify --manifest $(OUT)/manifest.json && \
+	COCOON_REQUIRE_INPUTS=1 $(GO) test -count=1 -v -run 'TestBootQEMU|TestE2E' ./init ./cmd/cocoon/cli; \
+	rc=$$?; echo "make e2e: wall time $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
 bench: setup
 	scripts/bench.sh

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cocoon-appliance/cocoon/image/bootparams"
 	"github.com/cocoon-appliance/cocoon/init/config"
 )
 
@@ -59,33 +60,47 @@ func run(t *testing.T, dir string, name string, args ...string) {
 	}
 }
 
-// boot runs QEMU until a console line matches done or the deadline, and
-// returns the console lines.
-func bootVM(t *testing.T, img, diskName string, done *regexp.Regexp, extra ...string) []string {
-	return bootVMThen(t, img, diskName, done, nil, extra...)
+// vm is one direct-kernel boot of the built image.
+type vm struct {
+	img      string   // image directory
+	disk     string   // root disk file in img (default disk.img)
+	cmdline  string   // "" reads img/cmdline
+	noConfig bool     // boot without the config disk
+	extra    []string // more QEMU arguments
+	// then, when set, is called while the VM still runs, once done matched.
+	then func()
 }
 
-// bootVMThen is bootVM that calls then, while the VM still runs, once done
-// matched.
-func bootVMThen(t *testing.T, img, diskName string, done *regexp.Regexp, then func(), extra ...string) []string {
+// boot runs QEMU until a console line matches done or the deadline, and
+// returns the console lines.
+func (v vm) boot(t *testing.T, done *regexp.Regexp) []string {
 	t.Helper()
-	cmdline, err := os.ReadFile(filepath.Join(img, "cmdline"))
-	if err != nil {
-		t.Fatal(err)
+	if v.disk == "" {
+		v.disk = "disk.img"
+	}
+	if v.cmdline == "" {
+		b, err := os.ReadFile(filepath.Join(v.img, "cmdline"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.cmdline = string(b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	q := exec.CommandContext(ctx, "qemu-system-x86_64",
 		"-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-nodefaults", "-nographic", "-serial", "stdio", "-no-reboot",
-		"-kernel", filepath.Join(img, "vmlinuz"), "-initrd", filepath.Join(img, "initrd"),
-		"-append", string(cmdline),
-		"-drive", "file="+filepath.Join(img, diskName)+",if=none,id=root,format=raw,readonly=on",
+		"-kernel", filepath.Join(v.img, "vmlinuz"), "-initrd", filepath.Join(v.img, "initrd"),
+		"-append", v.cmdline,
+		"-drive", "file="+filepath.Join(v.img, v.disk)+",if=none,id=root,format=raw,readonly=on",
 		"-device", "virtio-blk-pci,drive=root,serial=cocoon-root",
-		"-drive", "file="+filepath.Join(img, "config.img")+",if=none,id=cfg,format=raw,readonly=on",
-		"-device", "virtio-blk-pci,drive=cfg,serial=cocoon-config",
 	)
-	q.Args = append(q.Args, extra...)
+	if !v.noConfig {
+		q.Args = append(q.Args,
+			"-drive", "file="+filepath.Join(v.img, "config.img")+",if=none,id=cfg,format=raw,readonly=on",
+			"-device", "virtio-blk-pci,drive=cfg,serial=cocoon-config")
+	}
+	q.Args = append(q.Args, v.extra...)
 	out, err := q.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +116,8 @@ func bootVMThen(t *testing.T, img, diskName string, done *regexp.Regexp, then fu
 		l := strings.TrimRight(sc.Text(), "\r")
 		lines = append(lines, l)
 		if done.MatchString(l) {
-			if then != nil {
-				then()
+			if v.then != nil {
+				v.then()
 			}
 			return lines
 		}
@@ -148,8 +163,9 @@ func TestBootQEMU(t *testing.T) {
 			}
 		}
 	}
-	lines := bootVMThen(t, img, "disk.img", regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`), check,
-		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080", port), "-device", "virtio-net-pci,netdev=net0")
+	lines := vm{img: img, then: check, extra: []string{
+		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080", port), "-device", "virtio-net-pci,netdev=net0"},
+	}.boot(t, regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`))
 	if !strings.HasPrefix(health, "ok cocoon-worker") {
 		t.Errorf("GET /healthz through the host forward: %q", health)
 	} else {
@@ -159,10 +175,12 @@ func TestBootQEMU(t *testing.T) {
 	t.Logf("console:\n%s", got)
 	for _, want := range []string{
 		"] mount -t proc ", "] cat /proc/cmdline ok", "] insmod $(cat /lib/modules/", "] mount -t configfs ",
-		"] wait for root PARTUUIDs", "] dmsetup create --readonly root", "] mount -t squashfs -o ro /dev/mapper/root /sysroot && dmsetup status root ok",
+		"] wait for root PARTUUIDs", "] dmsetup create --readonly root", "] mount -t squashfs -o ro /dev/mapper/root /sysroot && dmsetup status root && dmsetup table root ok",
+		"cocoon-init: root /dev/dm-0 verified against root hash ",
 		"] read config from the disk with serial cocoon-config ok", "] switch_root /sysroot ok",
 		"ip link set up && ip addr add && ip route add default ok",
 		"WARNING: no TPM and no TDX measurement registers; policy \"dev\" lets this development boot run UNMEASURED",
+		"GPU gate: no NVIDIA GPU, none required",
 		"cocoon-init: worker started (pid ", "worker: cocoon-worker: listening on :8080",
 	} {
 		if !strings.Contains(got, want) {
@@ -174,9 +192,13 @@ func TestBootQEMU(t *testing.T) {
 	}
 }
 
-// TestBootQEMUTamperedRoot flips one byte of the squashfs superblock (the
-// root partition starts at 1 MiB): the boot must stop with a FATAL line.
-func TestBootQEMUTamperedRoot(t *testing.T) {
+// TestBootQEMUNegative boots images that must not come up; each must stop
+// with a FATAL line naming the step, before the worker starts:
+//   - one flipped byte in the squashfs superblock (the root partition
+//     starts at 1 MiB): dm-verity refuses the block;
+//   - a command line whose root hash is not the image's: no block verifies;
+//   - no config disk.
+func TestBootQEMUNegative(t *testing.T) {
 	img := buildImage(t)
 	disk, err := os.ReadFile(filepath.Join(img, "disk.img"))
 	if err != nil {
@@ -186,13 +208,39 @@ func TestBootQEMUTamperedRoot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(img, "tampered.img"), disk, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lines := bootVM(t, img, "tampered.img", regexp.MustCompile(`cocoon-init: (FATAL|worker started)`))
-	got := initLines(lines)
-	t.Logf("console:\n%s", got)
-	if !strings.Contains(got, "cocoon-init: FATAL: mount -t squashfs") {
-		t.Errorf("tampered root did not stop at mounting the root:\n%s", strings.Join(lines, "\n"))
+	cmdline, err := os.ReadFile(filepath.Join(img, "cmdline"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Contains(got, "worker started") {
-		t.Error("the worker started on a tampered root")
+	p, err := bootparams.Parse(strings.TrimSpace(string(cmdline)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Verity.RootHash[0] ^= 0x01
+	wrongRoot, err := bootparams.Format(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		vm    vm
+		fatal string // the console's FATAL line starts with this
+	}{
+		{"flipped rootfs byte", vm{img: img, disk: "tampered.img"}, "cocoon-init: FATAL: mount -t squashfs"},
+		{"wrong root hash on the command line", vm{img: img, cmdline: wrongRoot}, "cocoon-init: FATAL: mount -t squashfs"},
+		{"missing config disk", vm{img: img, noConfig: true}, "cocoon-init: FATAL: read config from the disk with serial cocoon-config: no config disk (serial cocoon-config)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines := tc.vm.boot(t, regexp.MustCompile(`cocoon-init: (FATAL|worker started)`))
+			got := initLines(lines)
+			t.Logf("console:\n%s", got)
+			if !strings.Contains(got, tc.fatal) {
+				t.Errorf("want a line starting %q; console:\n%s", tc.fatal, strings.Join(lines, "\n"))
+			}
+			if strings.Contains(got, "worker started") {
+				t.Error("the worker started")
+			}
+		})
 	}
 }

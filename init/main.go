@@ -24,6 +24,7 @@ import (
 	"github.com/cocoon-appliance/cocoon/init/measured"
 	"github.com/cocoon-appliance/cocoon/init/mount"
 	"github.com/cocoon-appliance/cocoon/init/netup"
+	"github.com/cocoon-appliance/cocoon/init/reap"
 	"github.com/cocoon-appliance/cocoon/init/verity"
 )
 
@@ -42,17 +43,21 @@ func main() {
 	if err := unix.Uname(&uts); err != nil {
 		halt(console, fmt.Errorf("uname: %w", err))
 	}
+	// PID 1 inherits every orphan in the guest; reap them all from the start.
+	reaper := reap.New(func(pid int, ws syscall.WaitStatus) {
+		fmt.Fprintf(console, "cocoon-init: reaped orphan %d (wait status %#x)\n", pid, uint32(ws))
+	})
 	s := &boot.State{Release: unix.ByteSliceToString(uts.Release[:])}
-	if err := boot.Run(context.Background(), steps(s.Release, console), s, console); err != nil {
+	if err := boot.Run(context.Background(), steps(s.Release, console, reaper), s, console); err != nil {
 		halt(console, nil) // boot.Run printed the FATAL line
 	}
 	select {} // the worker's supervisor runs on; PID 1 never exits
 }
 
-// steps is the boot sequence. Still to come (not faked meanwhile): the GPU
-// gate, which refuses to start the worker when s.Config.Static.GPURequired
-// and no attested CC-mode GPU is present (guest issue).
-func steps(release string, console io.Writer) []boot.Step {
+// steps is the boot sequence. The GPU gate has no CC check yet (it arrives
+// with the guest's NVML code): a config with gpu_required and a GPU
+// attached stops the boot rather than run unchecked.
+func steps(release string, console io.Writer, reaper *reap.Reaper) []boot.Step {
 	sys := mount.Linux{}
 	sysBlock := os.DirFS("/sys/class/block")
 	var st []boot.Step
@@ -70,9 +75,10 @@ func steps(release string, console io.Writer) []boot.Step {
 		boot.CheckMeasured{Open: boot.OpenMeasured},
 		boot.SwitchRoot{Sys: sys, NewRoot: newRoot},
 		boot.Network{Link: func() (netup.Link, error) { return netlink.NewHandle(unix.NETLINK_ROUTE) }, ResolvConf: "/run/resolv.conf"},
+		boot.GPUGate{PCI: os.DirFS("/sys/bus/pci/devices")},
 		boot.MeasureConfig{LogPath: measured.RuntimeLogPath},
 		boot.Worker{Sup: &boot.Supervisor{
-			Path: workerPath, Runner: boot.ExecRunner{Env: []string{"PATH=/usr/bin:/bin", "HOME=/"}},
+			Path: workerPath, Runner: boot.ReapRunner{Reaper: reaper, Env: []string{"PATH=/usr/bin:/bin", "HOME=/"}},
 			Clock: boot.RealClock{}, Console: console,
 		}},
 	)

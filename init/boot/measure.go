@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cocoon-appliance/cocoon/init/config"
 	"github.com/cocoon-appliance/cocoon/init/measured"
 	"github.com/cocoon-appliance/cocoon/measure/eventlog"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
@@ -25,7 +26,9 @@ var ErrUnmeasured = errors.New("no TPM and no TDX measurement registers")
 
 // CheckMeasured opens the measurement device (TDX first, then a TPM),
 // replays the firmware's event log and compares it with the live
-// registers. Without a device it continues only under DevPolicy.
+// registers, then compares the registers with the static config's
+// expectations (config.Static.Expect). Without a device it continues only
+// under DevPolicy and only when the config expects nothing.
 type CheckMeasured struct {
 	// Open returns the device; measured.ErrNotSupported means none.
 	Open func() (measured.Registers, error)
@@ -39,7 +42,7 @@ func (CheckMeasured) String() string {
 func (c CheckMeasured) Run(_ context.Context, s *State) error {
 	r, err := c.Open()
 	if errors.Is(err, measured.ErrNotSupported) {
-		if s.Config != nil && s.Config.Static.Policy == DevPolicy {
+		if s.Config != nil && s.Config.Static.Policy == DevPolicy && len(s.Config.Static.Expect) == 0 {
 			fmt.Fprintf(s.Log, "cocoon-init: WARNING: %v; policy %q lets this development boot run UNMEASURED\n", ErrUnmeasured, DevPolicy)
 			return nil
 		}
@@ -51,8 +54,46 @@ func (c CheckMeasured) Run(_ context.Context, s *State) error {
 	if err := measured.Check(r); err != nil {
 		return err
 	}
+	want, err := expected(s, r.Kind())
+	if err != nil {
+		return err
+	}
+	if err := measured.CheckExpected(r, want); err != nil {
+		return fmt.Errorf("%w (the kernel, initrd or command line is not the image this config was made for)", err)
+	}
+	if len(want) > 0 {
+		fmt.Fprintf(s.Log, "cocoon-init: %d boot registers equal the config's expectations\n", len(want))
+	}
 	s.Registers = r
 	return nil
+}
+
+// ErrExpectKind is returned when the config expects registers of the other
+// kind than the guest has (RTMRs on a vTPM guest or PCRs in a TD).
+var ErrExpectKind = errors.New("config expects another kind of measurement register")
+
+// expected converts the config's expectations for a device of kind k.
+func expected(s *State, k eventlog.Kind) (map[int][]byte, error) {
+	if s.Config == nil || len(s.Config.Static.Expect) == 0 {
+		return nil, nil
+	}
+	kind := "rtmr"
+	if k == eventlog.TPM {
+		kind = "pcr"
+	}
+	want := map[int][]byte{}
+	for key, v := range s.Config.Static.Expect {
+		kk, i, ok := config.ExpectIndex(key)
+		if !ok || kk != kind {
+			return nil, fmt.Errorf("%w: %q on a guest with %ss", ErrExpectKind, key, strings.ToUpper(kind))
+		}
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("expect %s: %w", key, err)
+		}
+		want[i] = b
+	}
+	return want, nil
 }
 
 func policyOf(s *State) string {

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,50 @@ func TestCheckMeasuredReplaysTheLog(t *testing.T) {
 	s = withPolicy(DevPolicy) // even the dev policy does not excuse a mismatch
 	if err := (CheckMeasured{Open: func() (measured.Registers, error) { return f, nil }}).Run(context.Background(), s); err == nil || !strings.Contains(err.Error(), "RTMR1") {
 		t.Fatalf("tampered RTMR1: %v", err)
+	}
+}
+
+func TestCheckMeasuredExpectations(t *testing.T) {
+	f := gceFake(t)
+	open := func() (measured.Registers, error) { return f, nil }
+	rtmrs := func(mod func(m map[string]string)) *State {
+		s := withPolicy("production")
+		s.Config.Static.Expect = map[string]string{}
+		for i := 0; i < 3; i++ {
+			s.Config.Static.Expect[fmt.Sprintf("rtmr%d", i)] = hex.EncodeToString(f.Regs[i])
+		}
+		if mod != nil {
+			mod(s.Config.Static.Expect)
+		}
+		return s
+	}
+	s := rtmrs(nil)
+	if err := (CheckMeasured{Open: open}).Run(context.Background(), s); err != nil {
+		t.Fatalf("expected registers: %v", err)
+	}
+	if !strings.Contains(s.Log.(*bytes.Buffer).String(), "3 boot registers equal the config's expectations") {
+		t.Errorf("console: %q", s.Log)
+	}
+	// An initrd other than the one the deployment was made for: the log
+	// still replays (the firmware measured what it loaded), RTMR2 differs.
+	s = rtmrs(func(m map[string]string) { m["rtmr2"] = strings.Repeat("00", 48) })
+	err := (CheckMeasured{Open: open}).Run(context.Background(), s)
+	if !errors.Is(err, measured.ErrUnexpected) || !strings.Contains(err.Error(), "RTMR2 = 4969684d") || !strings.Contains(err.Error(), "initrd") {
+		t.Fatalf("unexpected RTMR2: %v", err)
+	}
+	if s.Registers != nil {
+		t.Error("device kept after a failed check")
+	}
+	s = withPolicy("production")
+	s.Config.Static.Expect = map[string]string{"pcr4": strings.Repeat("00", 32)}
+	if err := (CheckMeasured{Open: open}).Run(context.Background(), s); !errors.Is(err, ErrExpectKind) {
+		t.Fatalf("PCRs expected in a TD: %v", err)
+	}
+	// No device: expectations cannot be met, even under the dev policy.
+	s = withPolicy(DevPolicy)
+	s.Config.Static.Expect = map[string]string{"pcr4": strings.Repeat("00", 32)}
+	if err := (CheckMeasured{Open: none}).Run(context.Background(), s); !errors.Is(err, ErrUnmeasured) {
+		t.Fatalf("expectations without a device: %v", err)
 	}
 }
 

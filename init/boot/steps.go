@@ -102,20 +102,32 @@ func (v Verity) Run(_ context.Context, s *State) error {
 }
 
 // MountRoot mounts the verity device read-only on NewRoot, then checks the
-// target is still verified after squashfs read its superblock.
+// target is still verified after squashfs read its superblock and that the
+// live table carries the command line's root hash.
 type MountRoot struct {
 	Sys     mount.Sys
 	NewRoot string
 }
 
 func (m MountRoot) String() string {
-	return "mount -t squashfs -o ro /dev/mapper/" + verity.Name + " " + m.NewRoot + " && dmsetup status " + verity.Name
+	return "mount -t squashfs -o ro /dev/mapper/" + verity.Name + " " + m.NewRoot + " && dmsetup status " + verity.Name + " && dmsetup table " + verity.Name
 }
 func (m MountRoot) Run(_ context.Context, s *State) error {
 	if err := mount.Root(s.RootDev, m.NewRoot).Do(m.Sys); err != nil {
+		// dm-verity answers a block that fails its hash with EIO; say so.
+		if cerr := verity.Check(s.Mapper); errors.Is(cerr, verity.ErrCorrupted) {
+			return fmt.Errorf("%w: %v (a root block does not hash to the command line's root hash %x)", cerr, err, s.Cmdline.Verity.RootHash)
+		}
 		return err
 	}
-	return verity.Check(s.Mapper)
+	if err := verity.Check(s.Mapper); err != nil {
+		return err
+	}
+	if err := verity.CheckTable(s.Mapper, s.Cmdline.Verity); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Log, "cocoon-init: root %s verified against root hash %x\n", s.RootDev, s.Cmdline.Verity.RootHash)
+	return nil
 }
 
 // ConfigSerial is the virtio-blk serial of the host's config disk.

@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/go-dmverity/pkg/dm"
 
+	"github.com/cocoon-appliance/cocoon/image/bootparams"
 	"github.com/cocoon-appliance/cocoon/init/config"
 	"github.com/cocoon-appliance/cocoon/init/verity"
 )
@@ -20,23 +22,36 @@ import (
 const cmdline = "console=ttyS0 panic=-1 ro cocoon.verity=1," + dataUUID + "," + hashUUID +
 	",4096,4096,187,1,sha256,5e19a3961092eade086735de14a4dcdf898ce066c63784d2863a89a6e301ddbf,42877a3e887daba912e5e4db982e20310bfd5592ac4f4a33e08c52dafd303c40"
 
-type recSys struct{ calls []string }
+type recSys struct {
+	calls     []string
+	mountFail error
+}
 
 func (r *recSys) Mount(src, target, fstype string, flags uintptr, data string) error {
 	r.calls = append(r.calls, fmt.Sprintf("mount %s %s %s", src, target, fstype))
-	return nil
+	return r.mountFail
 }
 func (r *recSys) MkdirAll(string, os.FileMode) error { return nil }
 func (r *recSys) Chdir(d string) error               { r.calls = append(r.calls, "chdir "+d); return nil }
 func (r *recSys) Chroot(d string) error              { r.calls = append(r.calls, "chroot "+d); return nil }
 
-type okMapper struct{ status string }
+// okMapper's live table is the one cmdline names, unless table is set.
+type okMapper struct{ status, table string }
 
-func (okMapper) CreateDevice(string) (uint64, error)        { return 0, nil }
-func (okMapper) LoadTable(string, []dm.Target) error        { return nil }
-func (okMapper) SuspendDevice(string, bool) error           { return nil }
-func (okMapper) RemoveDevice(string) error                  { return nil }
-func (m okMapper) TableStatus(string, bool) (string, error) { return m.status, nil }
+func (okMapper) CreateDevice(string) (uint64, error) { return 0, nil }
+func (okMapper) LoadTable(string, []dm.Target) error { return nil }
+func (okMapper) SuspendDevice(string, bool) error    { return nil }
+func (okMapper) RemoveDevice(string) error           { return nil }
+func (m okMapper) TableStatus(_ string, table bool) (string, error) {
+	if !table {
+		return m.status, nil
+	}
+	if m.table != "" {
+		return m.table, nil
+	}
+	p, _ := bootparams.Parse(cmdline)
+	return p.Verity.Table("254:0", "254:1"), nil
+}
 func (okMapper) DeviceStatus(string) (dm.DeviceStatus, error) {
 	return dm.DeviceStatus{Major: 253, Minor: 0, ActivePresent: true}, nil
 }
@@ -92,6 +107,37 @@ func TestMountRootCorrupted(t *testing.T) {
 	s := &State{RootDev: "/dev/dm-0", Mapper: okMapper{status: "C"}}
 	if err := (MountRoot{Sys: &recSys{}, NewRoot: "/sysroot"}).Run(context.Background(), s); !errors.Is(err, verity.ErrCorrupted) {
 		t.Errorf("err = %v, want ErrCorrupted", err)
+	}
+}
+
+// A table other than the command line's (another root hash loaded under
+// the same name) is refused even though the target reports verified.
+func TestMountRootOtherTable(t *testing.T) {
+	p, err := bootparams.Parse(cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := p.Verity
+	other.RootHash = bytes.Repeat([]byte{0xee}, 32)
+	s := &State{Cmdline: p, RootDev: "/dev/dm-0", Mapper: okMapper{status: "V", table: other.Table("254:0", "254:1")}, Log: io.Discard}
+	if err := (MountRoot{Sys: &recSys{}, NewRoot: "/sysroot"}).Run(context.Background(), s); !errors.Is(err, verity.ErrTableDiffers) || !strings.Contains(err.Error(), "root hash eeee") {
+		t.Errorf("err = %v, want ErrTableDiffers naming the root hash", err)
+	}
+}
+
+// dm-verity fails the superblock read with EIO; the error says why.
+func TestMountRootEIOFromVerity(t *testing.T) {
+	p, _ := bootparams.Parse(cmdline)
+	s := &State{Cmdline: p, RootDev: "/dev/dm-0", Mapper: okMapper{status: "C"}, Log: io.Discard}
+	err := (MountRoot{Sys: &recSys{mountFail: syscall.EIO}, NewRoot: "/sysroot"}).Run(context.Background(), s)
+	if !errors.Is(err, verity.ErrCorrupted) || !strings.Contains(err.Error(), "input/output error") || !strings.Contains(err.Error(), "root hash 5e19a396") {
+		t.Errorf("err = %v", err)
+	}
+	// EIO from the disk itself with a verified target stays what it is.
+	s.Mapper = okMapper{status: "V"}
+	err = (MountRoot{Sys: &recSys{mountFail: syscall.EIO}, NewRoot: "/sysroot"}).Run(context.Background(), s)
+	if errors.Is(err, verity.ErrCorrupted) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("err = %v", err)
 	}
 }
 

@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/cocoon-appliance/cocoon/init/reap"
 )
 
 // Process is a started worker.
@@ -16,7 +17,7 @@ type Process interface {
 	Wait() error
 }
 
-// Runner starts processes; ExecRunner is the real one.
+// Runner starts processes; ReapRunner is the real one.
 type Runner interface {
 	Start(path string, args []string, out io.Writer) (Process, error)
 }
@@ -33,21 +34,20 @@ type RealClock struct{}
 func (RealClock) Now() time.Time                         { return time.Now() }
 func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// ExecRunner starts programs with os/exec, with a minimal environment.
-type ExecRunner struct{ Env []string }
+// ReapRunner starts programs through PID 1's reaper (init/reap), which
+// owns wait4(-1): os/exec's Wait would race it for the worker's status.
+type ReapRunner struct {
+	Reaper *reap.Reaper
+	Env    []string
+}
 
-type execProcess struct{ c *exec.Cmd }
-
-func (p execProcess) Pid() int    { return p.c.Process.Pid }
-func (p execProcess) Wait() error { return p.c.Wait() }
-
-// Start starts path with args; stdout and stderr both go to out.
-func (r ExecRunner) Start(path string, args []string, out io.Writer) (Process, error) {
-	c := &exec.Cmd{Path: path, Args: append([]string{path}, args...), Env: r.Env, Dir: "/", Stdout: out, Stderr: out}
-	if err := c.Start(); err != nil {
-		return nil, err
+// Start starts path with args in /; stdout and stderr both go to out.
+func (r ReapRunner) Start(path string, args []string, out io.Writer) (Process, error) {
+	p, err := r.Reaper.Start(path, args, r.Env, "/", out)
+	if err != nil {
+		return nil, err // not a nil *reap.Process in a non-nil interface
 	}
-	return execProcess{c}, nil
+	return p, nil
 }
 
 // Supervisor keeps one program running: restart on exit with exponential

@@ -12,7 +12,7 @@
 // The JSON document is strict (unknown fields are refused):
 //
 //	{"schema":"cocoon-config/v1",
-//	 "static":{"model":"…","gpu_required":true,"policy":"…"},
+//	 "static":{"model":"…","gpu_required":true,"policy":"…","expect":{"pcr4":"…","pcr9":"…"}},
 //	 "runtime":{"network":{"mode":"dhcp"|"static","address":"10.0.2.15/24","gateway":"10.0.2.2","dns":["10.0.2.3"]},
 //	            "worker_args":["-listen",":8080"],"registry_url":"https://…"}}
 //
@@ -26,13 +26,17 @@ package config
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 	"io"
 	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 )
 
 // Magic, Version and sizes of the on-disk format.
@@ -66,6 +70,72 @@ type Static struct {
 	Model       string `json:"model"`
 	GPURequired bool   `json:"gpu_required"`
 	Policy      string `json:"policy"`
+	// Expect holds the boot registers the guest must find before it goes
+	// on, as `cocoon measure tpm|tdx` predicts them for the image:
+	// "pcr0".."pcr23" (SHA-256, 64 hex digits) on the vTPM path or
+	// "rtmr0".."rtmr2" (SHA-384, 96 hex digits) on TDX, never the runtime
+	// register (PCR 15 / RTMR3), which measures this very document. All
+	// keys name one kind of register. Empty: no expectation (a remote
+	// verifier still checks the quote; this is the guest's own, earlier
+	// check that it booted the kernel, initrd and command line the
+	// deployment was made for).
+	Expect map[string]string `json:"expect,omitempty"`
+}
+
+// ExpectKind is "pcr" or "rtmr", the kind of register Expect names ("" when
+// Expect is empty); Validate has checked that there is one kind.
+func (s Static) ExpectKind() string {
+	for k := range s.Expect {
+		if strings.HasPrefix(k, "rtmr") {
+			return "rtmr"
+		}
+		return "pcr"
+	}
+	return ""
+}
+
+// ExpectIndex parses an Expect key: ("pcr", 9) for "pcr9".
+func ExpectIndex(key string) (kind string, index int, ok bool) {
+	for _, k := range []struct {
+		prefix string
+		max    int
+	}{{"pcr", 23}, {"rtmr", 2}} {
+		rest, found := strings.CutPrefix(key, k.prefix)
+		if !found || rest == "" || len(rest) > 2 || (len(rest) == 2 && rest[0] == '0') || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		i, err := strconv.Atoi(rest)
+		if err != nil || i < 0 || i > k.max {
+			return "", 0, false
+		}
+		return k.prefix, i, true
+	}
+	return "", 0, false
+}
+
+func (s Static) validateExpect() error {
+	kinds := map[string]bool{}
+	for key, v := range s.Expect {
+		kind, i, ok := ExpectIndex(key)
+		if !ok {
+			return fmt.Errorf("%w: expect key %q, want pcr0..pcr23 or rtmr0..rtmr2", ErrInvalid, key)
+		}
+		if kind == "pcr" && i == 15 {
+			return fmt.Errorf("%w: expect %q: PCR 15 measures this config itself and cannot be expected in it", ErrInvalid, key)
+		}
+		size := 32
+		if kind == "rtmr" {
+			size = 48
+		}
+		if b, err := hex.DecodeString(v); err != nil || len(b) != size || v != strings.ToLower(v) {
+			return fmt.Errorf("%w: expect %s = %q, want %d lower-case hex digits", ErrInvalid, key, v, 2*size)
+		}
+		kinds[kind] = true
+	}
+	if len(kinds) > 1 {
+		return fmt.Errorf("%w: expect names both PCRs and RTMRs; a guest has one kind of measurement register", ErrInvalid)
+	}
+	return nil
 }
 
 // Runtime is the unmeasured part.
@@ -87,6 +157,9 @@ type Network struct {
 func (c *Config) Validate() error {
 	if c.Schema != Schema {
 		return fmt.Errorf("%w: schema %q, want %q", ErrInvalid, c.Schema, Schema)
+	}
+	if err := c.Static.validateExpect(); err != nil {
+		return err
 	}
 	n := c.Runtime.Network
 	switch n.Mode {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -99,6 +100,10 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode(sample())
 	f.Add(good)
+	withExpect := sample()
+	withExpect.Static.Expect = map[string]string{"pcr4": strings.Repeat("0a", 32), "pcr9": strings.Repeat("0b", 32)}
+	expectDisk, _ := Encode(withExpect)
+	f.Add(expectDisk)
 	f.Add(withDoc(`{"schema":"cocoon-config/v1","static":{"model":"","gpu_required":false,"policy":""},"runtime":{"network":{"mode":"dhcp"}}}`))
 	f.Fuzz(func(t *testing.T, disk []byte) {
 		c, static, err := Decode(bytes.NewReader(disk))
@@ -121,4 +126,62 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the config: %+v / %+v", c, c2)
 		}
 	})
+}
+
+func TestExpect(t *testing.T) {
+	pcr := strings.Repeat("ab", 32)
+	rtmr := strings.Repeat("cd", 48)
+	for _, tc := range []struct {
+		name   string
+		expect map[string]string
+		kind   string // "" with ok: none; "!" : invalid
+	}{
+		{"none", nil, ""},
+		{"pcrs", map[string]string{"pcr4": pcr, "pcr9": pcr}, "pcr"},
+		{"rtmrs", map[string]string{"rtmr0": rtmr, "rtmr1": rtmr, "rtmr2": rtmr}, "rtmr"},
+		{"pcr23", map[string]string{"pcr23": pcr}, "pcr"},
+		{"pcr15 measures the config", map[string]string{"pcr15": pcr}, "!"},
+		{"rtmr3 unknown", map[string]string{"rtmr3": rtmr}, "!"},
+		{"pcr24", map[string]string{"pcr24": pcr}, "!"},
+		{"leading zero", map[string]string{"pcr04": pcr}, "!"},
+		{"sign", map[string]string{"pcr+4": pcr}, "!"},
+		{"mrtd not readable in the guest", map[string]string{"mrtd": rtmr}, "!"},
+		{"mixed", map[string]string{"pcr4": pcr, "rtmr1": rtmr}, "!"},
+		{"pcr with sha384 size", map[string]string{"pcr4": rtmr}, "!"},
+		{"upper case", map[string]string{"pcr4": strings.ToUpper(pcr)}, "!"},
+		{"not hex", map[string]string{"pcr4": strings.Repeat("zz", 32)}, "!"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sample()
+			c.Static.Expect = tc.expect
+			disk, err := Encode(c)
+			if tc.kind == "!" {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Encode: err = %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, static, err := Decode(bytes.NewReader(disk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := got.Static.ExpectKind(); k != tc.kind {
+				t.Errorf("ExpectKind = %q, want %q", k, tc.kind)
+			}
+			if len(tc.expect) > 0 && !bytes.Contains(static, []byte(`"expect":{`)) {
+				t.Errorf("measured bytes lack the expectations: %s", static)
+			}
+			if len(tc.expect) == 0 && bytes.Contains(static, []byte("expect")) {
+				t.Errorf("an empty expectation changed the measured bytes: %s", static)
+			}
+		})
+	}
+	// An empty object is not the canonical encoding (omitted), so it is refused.
+	doc := withDoc(`{"schema":"cocoon-config/v1","static":{"model":"","gpu_required":false,"policy":"","expect":{}},"runtime":{"network":{"mode":"dhcp"}}}`)
+	if _, _, err := Decode(bytes.NewReader(doc)); !errors.Is(err, ErrNotCanonical) {
+		t.Errorf("empty expect: err = %v, want ErrNotCanonical", err)
+	}
 }

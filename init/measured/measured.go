@@ -28,6 +28,8 @@ var (
 	ErrNotSupported = errors.New("measured: not supported on this machine")
 	// ErrMismatch: the firmware log does not replay to the live registers.
 	ErrMismatch = errors.New("measured: event log does not match the live registers")
+	// ErrUnexpected: a live register differs from what the config expects.
+	ErrUnexpected = errors.New("measured: boot registers differ from the expected measurements")
 )
 
 // RuntimeLogPath is where the init appends the runtime events it extends
@@ -133,6 +135,41 @@ func CheckPrediction(r Registers, predicted []register.Event) error {
 	}
 	if len(msgs) > 0 {
 		return fmt.Errorf("%w: %s", ErrMismatch, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// CheckExpected compares live registers with expected values (index →
+// digest, of r's kind). Unlike Check it catches a boot whose log is honest
+// but whose measured inputs are not the image the deployment was made for:
+// a changed kernel, initrd or command line changes RTMR1/2 or PCR 4/9 and
+// the log replays to the changed value all the same.
+func CheckExpected(r Registers, want map[int][]byte) error {
+	if len(want) == 0 {
+		return nil
+	}
+	live, err := r.Read()
+	if err != nil {
+		return fmt.Errorf("measured: reading the registers: %w", err)
+	}
+	k := r.Kind()
+	idx := make([]int, 0, len(want))
+	for i := range want {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var msgs []string
+	for _, i := range idx {
+		got, ok := live[i]
+		switch {
+		case !ok:
+			msgs = append(msgs, fmt.Sprintf("%s: no live value, expected %x", Name(k, i), want[i]))
+		case !bytes.Equal(got, want[i]):
+			msgs = append(msgs, fmt.Sprintf("%s = %x, expected %x", Name(k, i), got, want[i]))
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("%w: %s", ErrUnexpected, strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -193,3 +193,36 @@ func TestMeasureFailures(t *testing.T) {
 		t.Fatalf("write failure: %v", err)
 	}
 }
+
+func TestCheckExpected(t *testing.T) {
+	f := NewFake(eventlog.TPM)
+	f.Regs[9] = bytes.Repeat([]byte{9}, 32)
+	other := bytes.Repeat([]byte{1}, 32)
+	for _, tc := range []struct {
+		name string
+		want map[int][]byte
+		err  string // "" means no error
+	}{
+		{"none", nil, ""},
+		{"equal", map[int][]byte{4: make([]byte, 32), 9: f.Regs[9]}, ""},
+		{"differs", map[int][]byte{4: make([]byte, 32), 9: other}, "PCR9 = 0909"},
+		{"absent", map[int][]byte{30: other}, "PCR30: no live value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckExpected(f, tc.want)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnexpected) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want ErrUnexpected naming %q", err, tc.err)
+			}
+		})
+	}
+	f.Err = errors.New("tpm gone")
+	if err := CheckExpected(f, map[int][]byte{4: other}); err == nil || errors.Is(err, ErrUnexpected) {
+		t.Errorf("read failure: err = %v", err)
+	}
+}

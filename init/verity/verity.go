@@ -18,8 +18,14 @@ import (
 // Name is the device-mapper name of the root target.
 const Name = "root"
 
-// ErrCorrupted is returned when the kernel reports the target as corrupted.
-var ErrCorrupted = errors.New("verity: root target is corrupted")
+// Errors.
+var (
+	// ErrCorrupted is returned when the kernel reports the target as corrupted.
+	ErrCorrupted = errors.New("verity: root target is corrupted")
+	// ErrTableDiffers is returned when the live table is not the one the
+	// command line asked for.
+	ErrTableDiffers = errors.New("verity: live root table differs from the command line")
+)
 
 // Mapper is the part of device-mapper this package uses; *dm.Control is the
 // real one (dm.Open opens /dev/mapper/control).
@@ -102,6 +108,36 @@ func Check(m Mapper) error {
 	}
 	if f[0] != "V" {
 		return fmt.Errorf("%w: status %q, want V", ErrCorrupted, s)
+	}
+	return nil
+}
+
+// CheckTable is `dmsetup table root` compared with the command line's
+// table: the root that is mounted is verified against the measured root
+// hash and salt, not some other table loaded in between. The kernel prints
+// the devices as major:minor (drivers/md/dm-verity-target.c,
+// verity_status STATUSTYPE_TABLE), so the comparison covers every field
+// but those two.
+func CheckTable(m Mapper, want bootparams.Verity) error {
+	// pkg/dm's "inactive" argument sets DM_STATUS_TABLE_FLAG: the table,
+	// not the status, of the live table.
+	s, err := m.TableStatus(Name, true)
+	if err != nil {
+		return err
+	}
+	got := strings.Fields(s)
+	exp := strings.Fields(want.Table("-", "-"))
+	if len(got) < len(exp) {
+		return fmt.Errorf("%w: %q has %d fields, want at least %d", ErrTableDiffers, s, len(got), len(exp))
+	}
+	names := []string{"version", "data device", "hash device", "data block size", "hash block size", "data blocks", "hash start", "algorithm", "root hash", "salt"}
+	for i, e := range exp {
+		if i == 1 || i == 2 {
+			continue
+		}
+		if got[i] != e {
+			return fmt.Errorf("%w: %s %s, the command line says %s", ErrTableDiffers, names[i], got[i], e)
+		}
 	}
 	return nil
 }

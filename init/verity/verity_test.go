@@ -16,6 +16,7 @@ type fakeMapper struct {
 	targets []dm.Target
 	failAt  string
 	status  string
+	table   string
 }
 
 var errFake = errors.New("fake ioctl failure")
@@ -41,8 +42,11 @@ func (f *fakeMapper) SuspendDevice(n string, s bool) error {
 func (f *fakeMapper) DeviceStatus(n string) (dm.DeviceStatus, error) {
 	return dm.DeviceStatus{Major: 253, Minor: 3, ActivePresent: true}, f.rec("status " + n)
 }
-func (f *fakeMapper) TableStatus(n string, _ bool) (string, error) {
-	return f.status, f.rec("table " + n)
+func (f *fakeMapper) TableStatus(n string, table bool) (string, error) {
+	if table {
+		return f.table, f.rec("table " + n)
+	}
+	return f.status, f.rec("status " + n)
 }
 func (f *fakeMapper) RemoveDevice(n string) error { return f.rec("remove " + n) }
 
@@ -106,5 +110,32 @@ func TestCheck(t *testing.T) {
 	}
 	if err := Check(&fakeMapper{status: ""}); err == nil {
 		t.Error("empty status accepted")
+	}
+}
+
+func TestCheckTable(t *testing.T) {
+	root := string(bytes.Repeat([]byte("ab"), 32))
+	live := "1 254:0 254:1 4096 4096 187 1 sha256 " + root + " 0102"
+	for _, tc := range []struct {
+		name, table string
+		ok          bool
+	}{
+		{"same", live, true},
+		{"same with optional args", live + " 1 ignore_corruption", true},
+		{"other root hash", "1 254:0 254:1 4096 4096 187 1 sha256 " + string(bytes.Repeat([]byte("cd"), 32)) + " 0102", false},
+		{"other salt", "1 254:0 254:1 4096 4096 187 1 sha256 " + root + " -", false},
+		{"other size", "1 254:0 254:1 4096 4096 186 1 sha256 " + root + " 0102", false},
+		{"short", "1 254:0 254:1", false},
+		{"empty", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckTable(&fakeMapper{table: tc.table}, table())
+			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrTableDiffers)) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	if err := CheckTable(&fakeMapper{failAt: "table root"}, table()); !errors.Is(err, errFake) {
+		t.Errorf("ioctl failure: %v", err)
 	}
 }
