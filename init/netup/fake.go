@@ -1,6 +1,7 @@
 package netup
 
 import (
+	"context"
 	"fmt"
 	"net"
 
@@ -86,4 +87,23 @@ func (f *Fake) RouteAdd(r *netlink.Route) error {
 		}
 	}
 	return fmt.Errorf("fake: gateway %s unreachable from %s", r.Gw, name)
+}
+
+// FakeDHCP is a DHCP for tests: Request records the interface and returns
+// Lease (a copy, with Interface set) or Err.
+type FakeDHCP struct {
+	Lease *Lease
+	Err   error
+	Asked []string // interfaces asked for, in order
+}
+
+// Request implements DHCP.
+func (f *FakeDHCP) Request(_ context.Context, ifc *net.Interface) (*Lease, error) {
+	f.Asked = append(f.Asked, ifc.Name)
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	l := *f.Lease
+	l.Interface = ifc.Name
+	return &l, nil
 }

@@ -1,6 +1,6 @@
 // Package netup brings the guest's network up over netlink: the loopback,
-// one ethernet interface with a static address, a default route, and the
-// resolver configuration.
+// one ethernet interface with a static address or one leased over DHCPv4
+// (UpDHCP, RFC 2131), a default route, and the resolver configuration.
 //
 // The root filesystem is read-only (dm-verity), so the resolver list is
 // written to /run/resolv.conf; the image links /etc/resolv.conf there.
@@ -21,6 +21,7 @@ import (
 // Modes.
 const (
 	ModeStatic = "static"
+	ModeDHCP   = "dhcp" // UpDHCP: the address, router and DNS servers come from a lease
 	ModeNone   = "none" // loopback only
 )
 
@@ -37,11 +38,11 @@ var (
 
 // Config is the network part of the runtime config.
 type Config struct {
-	Mode      string   // "static" or "none"
+	Mode      string   // "static", "dhcp" or "none"
 	Interface string   // "" = the first non-loopback ethernet interface
-	Address   string   // CIDR, e.g. 10.0.2.15/24
-	Gateway   string   // "" = no default route
-	DNS       []string // nameserver addresses
+	Address   string   // CIDR, e.g. 10.0.2.15/24; static only
+	Gateway   string   // "" = no default route; static only
+	DNS       []string // nameserver addresses; in mode dhcp they replace the lease's
 	// ResolvConf is where the DNS servers go; DefaultResolvConf when empty.
 	ResolvConf string
 }
@@ -73,9 +74,20 @@ func parse(c Config) (*plan, error) {
 			return nil, fmt.Errorf("%w: mode %q takes no address, gateway or DNS", ErrConfig, c.Mode)
 		}
 		return &plan{}, nil
+	case ModeDHCP:
+		// Only the DNS servers may be configured: the lease supplies the
+		// rest, and UpDHCP checks it once it arrives.
+		if c.Address != "" || c.Gateway != "" {
+			return nil, fmt.Errorf("%w: mode %q takes no address or gateway (the lease supplies them), got %q, %q", ErrConfig, c.Mode, c.Address, c.Gateway)
+		}
+		dns, err := parseDNS(c.DNS)
+		if err != nil {
+			return nil, err
+		}
+		return &plan{dns: dns}, nil
 	case ModeStatic:
 	default:
-		return nil, fmt.Errorf("%w: mode %q, want %q or %q", ErrConfig, c.Mode, ModeStatic, ModeNone)
+		return nil, fmt.Errorf("%w: mode %q, want %q, %q or %q", ErrConfig, c.Mode, ModeStatic, ModeDHCP, ModeNone)
 	}
 	ip, subnet, err := net.ParseCIDR(c.Address)
 	if err != nil {
@@ -98,14 +110,22 @@ func parse(c Config) (*plan, error) {
 		}
 		p.gw = gw
 	}
-	for _, s := range c.DNS {
+	if p.dns, err = parseDNS(c.DNS); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func parseDNS(list []string) ([]net.IP, error) {
+	var dns []net.IP
+	for _, s := range list {
 		d := net.ParseIP(s)
 		if d == nil {
 			return nil, fmt.Errorf("%w: DNS server %q is not an IP address", ErrConfig, s)
 		}
-		p.dns = append(p.dns, d)
+		dns = append(dns, d)
 	}
-	return p, nil
+	return dns, nil
 }
 
 func isHostPrefix(n *net.IPNet) bool {
@@ -115,18 +135,17 @@ func isHostPrefix(n *net.IPNet) bool {
 
 // Up brings the loopback up and, in static mode, the interface with its
 // address, the default route through the gateway and the resolver file.
-// The config is validated before anything changes.
+// The config is validated before anything changes. Mode dhcp is UpDHCP's.
 func Up(l Link, c Config) error {
 	p, err := parse(c)
 	if err != nil {
 		return err
 	}
-	lo, err := l.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("%w: lo: %v", ErrNoInterface, err)
+	if c.Mode == ModeDHCP {
+		return fmt.Errorf("%w: mode %q needs a DHCP client: call UpDHCP", ErrConfig, c.Mode)
 	}
-	if err := l.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("netup: ip link set lo up: %w", err)
+	if err := loUp(l); err != nil {
+		return err
 	}
 	if c.Mode == ModeNone {
 		return nil
@@ -142,6 +161,25 @@ func Up(l Link, c Config) error {
 	if err := l.LinkSetUp(link); err != nil {
 		return fmt.Errorf("netup: ip link set %s up: %w", name, err)
 	}
+	return route(l, link, p, c.ResolvConf)
+}
+
+func loUp(l Link) error {
+	lo, err := l.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("%w: lo: %v", ErrNoInterface, err)
+	}
+	if err := l.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("netup: ip link set lo up: %w", err)
+	}
+	return nil
+}
+
+// route adds the default route through p.gw, if any, and writes the
+// resolver file, if there are DNS servers: what follows the address in
+// both modes.
+func route(l Link, link netlink.Link, p *plan, resolvConf string) error {
+	name := link.Attrs().Name
 	if p.gw != nil {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: p.gw} // no Dst: the default route
 		if err := l.RouteAdd(r); err != nil {
@@ -149,7 +187,7 @@ func Up(l Link, c Config) error {
 		}
 	}
 	if len(p.dns) > 0 {
-		path := c.ResolvConf
+		path := resolvConf
 		if path == "" {
 			path = DefaultResolvConf
 		}

@@ -44,7 +44,7 @@ func TestUp(t *testing.T) {
 		{"gateway is self", []string{"eth0"}, Config{Mode: "static", Address: "10.0.2.15/24", Gateway: "10.0.2.15"}, want{err: ErrConfig, errHas: "own address"}},
 		{"bad gateway", []string{"eth0"}, Config{Mode: "static", Address: "10.0.2.15/24", Gateway: "router"}, want{err: ErrConfig}},
 		{"bad DNS", []string{"eth0"}, Config{Mode: "static", Address: "10.0.2.15/24", DNS: []string{"dns.google"}}, want{err: ErrConfig, errHas: "dns.google"}},
-		{"unknown mode", []string{"eth0"}, Config{Mode: "dhcp"}, want{err: ErrConfig, errHas: `"dhcp"`}},
+		{"unknown mode", []string{"eth0"}, Config{Mode: "bootp"}, want{err: ErrConfig, errHas: `"bootp"`}},
 		{"none with address", []string{"eth0"}, Config{Mode: "none", Address: "10.0.2.15/24"}, want{err: ErrConfig}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
