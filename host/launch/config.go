@@ -32,20 +32,33 @@ var ErrConfig = errors.New("launch: invalid host config")
 //	  "vsock_cid": 0,
 //	  "gpus": ["0000:17:00.0"],             // tdx only: GPUs bound to vfio-pci
 //	  "restart": {"max": 3, "backoff_ms": 1000, "max_backoff_ms": 30000},
+//	  "host_channel": {"transport": "auto", "health_timeout_ms": 30000},
 //	  "guest": {"static": {...}, "runtime": {...}}   // the guest's config (init/config), written to its config disk
 //	}
+//
+// host_channel is the guest's channel to the launcher for its logs and
+// health (guest/hostlink); it may be left out. Its transport is "auto" (the
+// default: vsock when vsock_cid is set, else virtio-serial), "vsock"
+// (needs vsock_cid: only that guest is heard), "virtio-serial" (a unix
+// socket in the state directory; for hosts without vhost-vsock, such as
+// the development profile under TCG, and a fallback on TDX) or "none". The
+// virtio-serial port is one more PCI device: a TDX platform capture must be
+// taken with the same setting. A guest that reported ready and then sends
+// no heartbeat for health_timeout_ms (default 30000, at least 10000) is
+// restarted, as is one that reports failed.
 type Config struct {
-	Schema     string          `json:"schema"`
-	Profile    string          `json:"profile"`
-	Image      string          `json:"image"`
-	CPUs       int             `json:"cpus"`
-	MemoryMiB  uint64          `json:"memory_mib"`
-	DirectBoot bool            `json:"direct_boot"`
-	Forwards   []Forward       `json:"forwards"`
-	VsockCID   uint32          `json:"vsock_cid"`
-	GPUs       []string        `json:"gpus"`
-	Restart    RestartConfig   `json:"restart"`
-	Guest      json.RawMessage `json:"guest"`
+	Schema      string            `json:"schema"`
+	Profile     string            `json:"profile"`
+	Image       string            `json:"image"`
+	CPUs        int               `json:"cpus"`
+	MemoryMiB   uint64            `json:"memory_mib"`
+	DirectBoot  bool              `json:"direct_boot"`
+	Forwards    []Forward         `json:"forwards"`
+	VsockCID    uint32            `json:"vsock_cid"`
+	GPUs        []string          `json:"gpus"`
+	Restart     RestartConfig     `json:"restart"`
+	HostChannel HostChannelConfig `json:"host_channel"`
+	Guest       json.RawMessage   `json:"guest"`
 
 	dir string // the config file's directory, for relative paths
 }
@@ -88,6 +101,16 @@ func (r RestartConfig) Policy() Policy {
 	return p
 }
 
+// HostChannelConfig is the "host_channel" object (see Config).
+type HostChannelConfig struct {
+	Transport       string `json:"transport"`
+	HealthTimeoutMS int    `json:"health_timeout_ms"`
+}
+
+// minHealthTimeoutMS is twice the guest's heartbeat interval: a shorter
+// timeout would restart healthy guests.
+const minHealthTimeoutMS = 10000
+
 var pciAddrRE = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
 
 // Validate checks the config.
@@ -114,6 +137,15 @@ func (c *Config) Validate() error {
 		return bad("negative restart settings")
 	case len(c.Guest) == 0:
 		return bad("no guest config")
+	}
+	switch ch := c.HostChannel; {
+	case ch.Transport != "" && ch.Transport != TransportAuto && ch.Transport != TransportVsock &&
+		ch.Transport != TransportVirtioSerial && ch.Transport != TransportNone:
+		return bad("host_channel transport %q, want auto, vsock, virtio-serial or none", ch.Transport)
+	case ch.Transport == TransportVsock && c.VsockCID == 0:
+		return bad("host_channel transport vsock needs vsock_cid")
+	case ch.HealthTimeoutMS != 0 && ch.HealthTimeoutMS < minHealthTimeoutMS:
+		return bad("host_channel health_timeout_ms %d, want at least %d (the guest's heartbeat is every 5000)", ch.HealthTimeoutMS, minHealthTimeoutMS)
 	}
 	for _, g := range c.GPUs {
 		if !pciAddrRE.MatchString(g) {

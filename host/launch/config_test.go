@@ -39,6 +39,10 @@ func TestParseConfig(t *testing.T) {
 		{"bad guest network", `"address": "10.0.2.15/24"`, `"address": "10.0.2.15"`},
 		{"unknown guest field", `"model": "tiny"`, `"model": "tiny", "gpus": 8`},
 		{"negative restart", `"max": 2`, `"max": -1`},
+		{"host channel transport", `"restart"`, `"host_channel": {"transport": "tcp"}, "restart"`},
+		{"vsock without cid", `"restart"`, `"host_channel": {"transport": "vsock"}, "restart"`},
+		{"short health timeout", `"restart"`, `"host_channel": {"health_timeout_ms": 5000}, "restart"`},
+		{"unknown host channel field", `"restart"`, `"host_channel": {"port": 1024}, "restart"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := strings.Replace(devConfig, tc.from, tc.to, 1)

@@ -1,7 +1,9 @@
 // Package launch runs the appliance on the host: per boot it starts a fresh
-// swtpm (development profile), starts QEMU, streams the serial console,
-// watches for the guest's failure, restarts with backoff, and stops
-// everything cleanly when its context ends (SIGINT/SIGTERM in the CLI).
+// swtpm (development profile), opens the guest's host channel
+// (guest/hostlink: its logs and health), starts QEMU, streams the serial
+// console, watches for the guest's failure, restarts with backoff, and
+// stops everything cleanly when its context ends (SIGINT/SIGTERM in the
+// CLI).
 //
 // Processes sit behind Runner so the restart and shutdown logic is tested
 // with fakes; the real runner uses os/exec with process groups.
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cocoon-appliance/cocoon/guest/hostlink"
 )
 
 // Errors.
@@ -41,15 +46,22 @@ type Runner interface {
 }
 
 // Boot is what one boot needs: the argv of QEMU, built once the per-boot
-// swtpm socket is known.
+// sockets are known.
 type Boot struct {
-	// QEMUArgs returns QEMU's argv for this boot; tpmSocket is "" when no
-	// swtpm runs.
-	QEMUArgs func(tpmSocket string) (name string, args []string, err error)
+	// QEMUArgs returns QEMU's argv for this boot.
+	QEMUArgs func(s Sockets) (name string, args []string, err error)
 	// SWTPM: start a fresh software TPM per boot (dev profile).
 	SWTPM bool
 	// SWTPMBin defaults to "swtpm".
 	SWTPMBin string
+	// Channel is the guest's host channel; the zero value is none.
+	Channel Channel
+}
+
+// Sockets are the per-boot unix sockets QEMU connects to; "" when unused.
+type Sockets struct {
+	TPM         string // swtpm's control socket (qemu.Config.TPMSocket)
+	HostChannel string // the virtio-serial host channel (qemu.Config.HostChannelSocket)
 }
 
 // Policy says when to restart.
@@ -71,13 +83,22 @@ type Options struct {
 	Runner Runner
 	Sleep  func(ctx context.Context, d time.Duration) error // nil: real timer
 	Log    io.Writer                                        // launcher's own messages; nil: Console
+	// OnHealth is called for every health message of the guest (the
+	// status file records them); may be nil.
+	OnHealth func(Health)
+	// Clock times the guest's heartbeats; nil: the real clock.
+	Clock hostlink.Clock
+	// ListenVsock opens the vsock listener of the host channel; nil
+	// listens on hostlink.Port with github.com/mdlayher/vsock.
+	ListenVsock func() (net.Listener, error)
 }
 
 // FatalMarker is what the guest init prints before it powers off.
 const FatalMarker = "cocoon-init: FATAL:"
 
-// Run boots the guest, and reboots it after a failure (QEMU exiting, or a
-// FATAL line from the init) up to Policy.MaxRestarts times with
+// Run boots the guest, and reboots it after a failure (QEMU exiting, a
+// FATAL line from the init, or the guest's health: a "failed" report, or
+// missed heartbeats once it was ready) up to Policy.MaxRestarts times with
 // exponential backoff. It returns nil when ctx is cancelled (after
 // stopping QEMU and swtpm), ErrGaveUp when the guest keeps failing.
 func Run(ctx context.Context, o Options) error {
@@ -87,11 +108,20 @@ func Run(ctx context.Context, o Options) error {
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
-	if o.Log == nil {
-		o.Log = o.Console
+	if o.Clock == nil {
+		o.Clock = hostlink.RealClock{}
 	}
+	// The console stream, the guest's log lines and the launcher's own
+	// messages are written from several goroutines.
+	if o.Console == nil {
+		o.Console = io.Discard
+	}
+	console := &lockedWriter{w: o.Console}
+	o.Console = console
 	if o.Log == nil {
-		o.Log = io.Discard
+		o.Log = console
+	} else {
+		o.Log = &lockedWriter{w: o.Log}
 	}
 	delay := o.Policy.Backoff
 	for attempt := 0; ; attempt++ {
@@ -156,7 +186,20 @@ func bootOnce(ctx context.Context, o Options, attempt int) error {
 			return fmt.Errorf("swtpm: %w", err)
 		}
 	}
-	name, args, err := o.Boot.QEMUArgs(tpmSocket)
+	sockets := Sockets{TPM: tpmSocket}
+	var ch *channelServer
+	var watch *healthWatch
+	if o.Boot.Channel.enabled() {
+		ln, sock, one, err := o.listenChannel()
+		if err != nil {
+			return fmt.Errorf("host channel: %w", err)
+		}
+		sockets.HostChannel = sock
+		watch = newHealthWatch(o.Clock, o.Boot.Channel.HealthTimeout)
+		ch = newChannelServer(ln, one, guestHandler(o, watch), o.Log)
+		defer ch.stop(0) // QEMU did not start; once it has run, stopped below
+	}
+	name, args, err := o.Boot.QEMUArgs(sockets)
 	if err != nil {
 		return err
 	}
@@ -176,9 +219,7 @@ func bootOnce(ctx context.Context, o Options, attempt int) error {
 		sc.Buffer(make([]byte, 0, 4096), 1<<20)
 		for sc.Scan() {
 			line := strings.TrimRight(sc.Text(), "\r")
-			if o.Console != nil {
-				fmt.Fprintln(o.Console, line)
-			}
+			fmt.Fprintln(o.Console, line)
 			if o.OnLine != nil {
 				o.OnLine(line)
 			}
@@ -191,6 +232,14 @@ func bootOnce(ctx context.Context, o Options, attempt int) error {
 		}
 		io.Copy(io.Discard, pr)
 	}()
+	unhealthy := make(chan error, 1)
+	if watch != nil {
+		go func() {
+			if err := watch.run(bootCtx.Done()); err != nil {
+				unhealthy <- err
+			}
+		}()
+	}
 	done := make(chan error, 1)
 	go func() { done <- q.Wait(); pw.Close() }()
 	var result error
@@ -198,6 +247,12 @@ func bootOnce(ctx context.Context, o Options, attempt int) error {
 	case err := <-done:
 		result = fmt.Errorf("%w: qemu exited: %v", ErrGuest, err)
 		wg.Wait() // every console line is read before looking for a FATAL one
+		if ch != nil {
+			ch.stop(channelGrace) // and every message of the guest
+			if err := watch.failure(); err != nil {
+				result = err
+			}
+		}
 		select {
 		case line := <-fatal:
 			result = fmt.Errorf("%w: %s", ErrGuest, strings.TrimSpace(line))
@@ -213,14 +268,67 @@ func bootOnce(ctx context.Context, o Options, attempt int) error {
 			stop(q)
 			<-done
 		}
+	case err := <-unhealthy:
+		result = err
+		stop(q)
+		<-done
 	case <-ctx.Done():
 		stop(q)
 		<-done
 		result = ctx.Err()
 	}
 	wg.Wait()
+	if ch != nil {
+		ch.stop(channelGrace)
+	}
 	return result
 }
+
+// guestHandler handles the guest's messages: log lines go to the console
+// stream, prefixed "guest: "; health goes to the watch and OnHealth, and a
+// change of state to the launcher's log.
+func guestHandler(o Options, watch *healthWatch) func(hostlink.Message) {
+	var mu sync.Mutex
+	var last hostlink.State
+	return func(m hostlink.Message) {
+		switch m.Type {
+		case hostlink.TypeLog:
+			fmt.Fprintf(o.Console, "guest: %s\n", Printable(m.Line))
+		case hostlink.TypeHealth:
+			h := Health{State: m.State, Detail: m.Detail, Received: o.Clock.Now()}
+			watch.note(h)
+			mu.Lock()
+			changed := h.State != last
+			last = h.State
+			mu.Unlock()
+			if changed {
+				detail := ""
+				if h.Detail != "" {
+					detail = ": " + Printable(h.Detail)
+				}
+				fmt.Fprintf(o.Log, "cocoon host: guest health %s%s\n", h.State, detail)
+			}
+			if o.OnHealth != nil {
+				o.OnHealth(h)
+			}
+		}
+	}
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// channelGrace bounds the reading of the host channel once QEMU is gone.
+const channelGrace = 2 * time.Second
 
 // stop asks a process to terminate, then kills it.
 func stop(p Process) {

@@ -66,7 +66,7 @@ func (r *fakeRunner) Start(_ context.Context, name string, args []string, out io
 	return p, nil
 }
 
-func qemuBoot(tpm string) (string, []string, error) { return "qemu", []string{"-tpm", tpm}, nil }
+func qemuBoot(s Sockets) (string, []string, error) { return "qemu", []string{"-tpm", s.TPM}, nil }
 
 func TestRestartsWithBackoffThenGivesUp(t *testing.T) {
 	r := &fakeRunner{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/cocoon-appliance/cocoon/host/qemu"
 	"github.com/cocoon-appliance/cocoon/image/build"
@@ -43,8 +44,28 @@ func (c *Config) GuestDisk() ([]byte, error) {
 // through OVMF (a direct boot has no firmware to measure into it).
 func (c *Config) SWTPM() bool { return c.Profile == "dev" && !c.DirectBoot }
 
+// Channel is the host channel each boot opens (host_channel, "auto"
+// resolved).
+func (c *Config) Channel() Channel {
+	t := c.HostChannel.Transport
+	if t == "" || t == TransportAuto {
+		t = TransportVirtioSerial
+		if c.VsockCID > 0 {
+			t = TransportVsock
+		}
+	}
+	if t == TransportNone {
+		return Channel{}
+	}
+	return Channel{
+		Transport: t, GuestCID: c.VsockCID,
+		HealthTimeout: time.Duration(c.HostChannel.HealthTimeoutMS) * time.Millisecond,
+	}
+}
+
 // QEMU is the QEMU config booting the image m describes (files in
-// ImageDir) with the config disk at configDisk; TPMSocket is set per boot.
+// ImageDir) with the config disk at configDisk; TPMSocket and
+// HostChannelSocket are set per boot (Sockets).
 func (c *Config) QEMU(m *manifest.Manifest, configDisk string) (qemu.Config, error) {
 	dir := c.ImageDir()
 	q := qemu.Config{

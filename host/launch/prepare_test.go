@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cocoon-appliance/cocoon/host/qemu"
 	"github.com/cocoon-appliance/cocoon/image/manifest"
@@ -38,5 +39,27 @@ func TestQEMUConfig(t *testing.T) {
 	disk, err := c.GuestDisk()
 	if err != nil || len(disk)%4096 != 0 || string(disk[:8]) != initconfig.Magic {
 		t.Fatalf("guest disk: %d bytes, %v", len(disk), err)
+	}
+}
+
+func TestChannel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit string // fields added to devConfig
+		want Channel
+	}{
+		{"default: virtio-serial", ``, Channel{Transport: TransportVirtioSerial}},
+		{"auto with a vsock cid", `"vsock_cid": 5,`, Channel{Transport: TransportVsock, GuestCID: 5}},
+		{"virtio-serial beside vsock", `"vsock_cid": 5, "host_channel": {"transport": "virtio-serial"},`, Channel{Transport: TransportVirtioSerial, GuestCID: 5}},
+		{"timeout", `"host_channel": {"transport": "auto", "health_timeout_ms": 60000},`, Channel{Transport: TransportVirtioSerial, HealthTimeout: time.Minute}},
+		{"none", `"vsock_cid": 5, "host_channel": {"transport": "none"},`, Channel{}},
+	} {
+		c, err := ParseConfig(strings.NewReader(strings.Replace(devConfig, `"restart"`, tc.edit+` "restart"`, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := c.Channel(); got != tc.want {
+			t.Errorf("%s: Channel() = %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cocoon-appliance/cocoon/guest/hostlink"
 )
 
 // Args returns the QEMU argv without argv[0] (see Binary). It validates the
@@ -44,6 +46,7 @@ func (c Config) Args() ([]string, error) {
 	if c.VsockCID > 0 {
 		a.add("-device", "vhost-vsock-pci,guest-cid="+strconv.FormatUint(uint64(c.VsockCID), 10))
 	}
+	c.hostChannel(&a)
 	c.gpus(&a)
 	if c.PIDFile != "" {
 		a.add("-pidfile", c.PIDFile)
@@ -172,6 +175,19 @@ func (c Config) network(a *args) {
 		a.add("-netdev", nd)
 	}
 	a.add("-device", "virtio-net-pci,netdev=net0")
+}
+
+// hostChannel adds the virtio-serial port the guest finds by its name
+// (hostlink.PortName). The chardev is a client (no server=on): the
+// launcher listens before QEMU starts, so QEMU refuses to start rather
+// than boot a guest nobody hears.
+func (c Config) hostChannel(a *args) {
+	if c.HostChannelSocket == "" {
+		return
+	}
+	a.add("-device", "virtio-serial-pci,id=vser0",
+		"-chardev", "socket,id=cocoonhost,path="+c.HostChannelSocket,
+		"-device", "virtserialport,bus=vser0.0,chardev=cocoonhost,name="+hostlink.PortName)
 }
 
 // gpus gives each GPU its own PCIe root port (a GPU behind a conventional PCI

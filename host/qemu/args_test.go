@@ -30,9 +30,10 @@ func devConfig() Config {
 		Profile: ProfileDev, CPUs: 2, MemoryMiB: 2048,
 		Firmware: "out/image/OVMF.fd", Kernel: "out/image/vmlinuz", Initrd: "out/image/initrd",
 		Cmdline: cmdline, Disk: "out/image/disk.img", ConfigDisk: "out/config.img",
-		Forwards:  []Forward{{HostAddr: "127.0.0.1", HostPort: 8443, GuestPort: 443}, {HostPort: 2222, GuestPort: 22}},
-		VsockCID:  3,
-		TPMSocket: "/tmp/cocoon-tpm/sock",
+		Forwards:          []Forward{{HostAddr: "127.0.0.1", HostPort: 8443, GuestPort: 443}, {HostPort: 2222, GuestPort: 22}},
+		VsockCID:          3,
+		TPMSocket:         "/tmp/cocoon-tpm/sock",
+		HostChannelSocket: "/tmp/cocoon-host/hostlink.sock",
 	}
 }
 
@@ -103,6 +104,10 @@ func TestArgsErrors(t *testing.T) {
 			c.Forwards = []Forward{{HostAddr: "::1", HostPort: 1, GuestPort: 2}}
 		}, ErrBadValue},
 		{"dev without firmware", func(c *Config) { *c = devConfig(); c.Firmware = "" }, ErrMissingField},
+		{"relative host channel", func(c *Config) { c.HostChannelSocket = "state/hostlink.sock" }, ErrBadValue},
+		{"comma in host channel", func(c *Config) { c.HostChannelSocket = "/tmp/a,server=on/s" }, ErrBadValue},
+		{"newline in host channel", func(c *Config) { c.HostChannelSocket = "/tmp/a\nb" }, ErrBadValue},
+		{"long host channel", func(c *Config) { c.HostChannelSocket = "/" + strings.Repeat("d", 107) }, ErrBadValue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +118,21 @@ func TestArgsErrors(t *testing.T) {
 				t.Fatalf("Args() error = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestHostChannelOnTDX: virtio-serial is the fallback on TDX hosts too.
+func TestHostChannelOnTDX(t *testing.T) {
+	c := tdxConfig()
+	c.HostChannelSocket = "/run/cocoon/hostlink.sock"
+	a, err := c.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "-device\nvirtio-serial-pci,id=vser0\n-chardev\nsocket,id=cocoonhost,path=/run/cocoon/hostlink.sock\n" +
+		"-device\nvirtserialport,bus=vser0.0,chardev=cocoonhost,name=org.cocoon.host.0\n"
+	if !strings.Contains(strings.Join(a, "\n")+"\n", want) {
+		t.Fatalf("argv lacks the host channel:\n%s", strings.Join(a, "\n"))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // Profile selects the kind of virtual machine.
@@ -64,6 +65,11 @@ type Config struct {
 	TAP      string    // tdx: tap interface instead of user-mode networking
 
 	VsockCID uint32 // vhost-vsock-pci guest-cid when > 0
+
+	// HostChannelSocket is the unix socket of the guest's host channel over
+	// virtio-serial (guest/hostlink), for hosts without vhost-vsock: the
+	// launcher listens there and QEMU connects to it. Both profiles.
+	HostChannelSocket string
 
 	TPMSocket string // dev: swtpm control socket
 
@@ -156,6 +162,9 @@ func (c Config) check() error {
 	if c.VsockCID > 0 && c.VsockCID < 3 {
 		return fmt.Errorf("%w: VsockCID = %d, want >= 3 (0-2 are reserved)", ErrBadValue, c.VsockCID)
 	}
+	if err := checkSocketPath(c.HostChannelSocket); err != nil {
+		return err
+	}
 	if c.Serial != "" && strings.ContainsAny(c.Serial, " \n") {
 		return fmt.Errorf("%w: Serial = %q", ErrBadValue, c.Serial)
 	}
@@ -190,6 +199,24 @@ func (c Config) check() error {
 		if c.QuoteGenerationSocket != "" {
 			return fmt.Errorf("%w: QuoteGenerationSocket on dev", ErrNotInProfile)
 		}
+	}
+	return nil
+}
+
+// checkSocketPath refuses what QEMU would misread: a comma ends the
+// chardev option (QEMU's ",," escape is not used for this path, so the
+// launcher's and QEMU's view of it cannot differ), a relative path depends
+// on QEMU's working directory, and sun_path holds 107 bytes and a NUL.
+func checkSocketPath(p string) error {
+	switch {
+	case p == "":
+		return nil
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%w: HostChannelSocket = %q, want an absolute path", ErrBadValue, p)
+	case strings.ContainsRune(p, ',') || strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: HostChannelSocket = %q, want no commas or control characters", ErrBadValue, p)
+	case len(p) > 107:
+		return fmt.Errorf("%w: HostChannelSocket of %d bytes, want at most 107 (unix socket path)", ErrBadValue, len(p))
 	}
 	return nil
 }

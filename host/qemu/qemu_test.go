@@ -42,7 +42,7 @@ func TestInstalledQEMUKnowsDevices(t *testing.T) {
 			continue
 		}
 	}
-	for _, must := range []string{"virtio-blk-pci", "virtio-net-pci"} {
+	for _, must := range []string{"virtio-blk-pci", "virtio-net-pci", "virtio-serial-pci", "virtserialport"} {
 		if !strings.Contains(help, `name "`+must+`"`) {
 			t.Errorf("installed QEMU lacks %s, which every profile needs", must)
 		}
@@ -72,13 +72,20 @@ func TestDevDirectStartsUnderQEMU(t *testing.T) {
 	if err := os.WriteFile(cfgDisk, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	hostSock := filepath.Join(dir, "hostlink.sock")
+	ln, err := net.Listen("unix", hostSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
 	c := Config{
 		Profile: ProfileDev, DirectBoot: true, CPUs: 1, MemoryMiB: 512,
 		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initrd"),
 		Cmdline: "console=ttyS0", Disk: filepath.Join(img, "disk.img"), ConfigDisk: cfgDisk,
-		Forwards: []Forward{{HostPort: freePort(t), GuestPort: 443}},
-		PIDFile:  filepath.Join(dir, "qemu.pid"),
-		Serial:   "file:" + filepath.Join(dir, "console.log"),
+		Forwards:          []Forward{{HostPort: freePort(t), GuestPort: 443}},
+		PIDFile:           filepath.Join(dir, "qemu.pid"),
+		Serial:            "file:" + filepath.Join(dir, "console.log"),
+		HostChannelSocket: hostSock,
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -114,4 +121,53 @@ func freePort(t *testing.T) uint16 {
 	}
 	defer l.Close()
 	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestHostChannelUnderQEMU runs the host channel's arguments under the
+// installed QEMU with nothing else (no disks, no kernel, CPUs halted):
+// QEMU must accept the devices and connect, as a client, to the socket the
+// launcher listens on. The guest's end is hostlink's.
+func TestHostChannelUnderQEMU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	bin, err := exec.LookPath(DefaultQEMU)
+	if err != nil {
+		t.Skipf("%s not installed", DefaultQEMU)
+	}
+	sock := filepath.Join(t.TempDir(), "hostlink.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// A guard against a hang, not a timing assertion.
+	ln.SetDeadline(time.Now().Add(time.Minute))
+	c := Config{HostChannelSocket: sock}
+	if err := checkSocketPath(c.HostChannelSocket); err != nil {
+		t.Fatal(err)
+	}
+	var a args
+	c.hostChannel(&a)
+	argv := append([]string{"-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"}, a...)
+	cmd := exec.Command(bin, argv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	conn, err := ln.Accept()
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("QEMU did not connect: %v\n%s\nargv: %q", err, stderr.String(), argv)
+	}
+	defer conn.Close()
+	// The connection is QEMU's: it ends when QEMU does.
+	cmd.Process.Kill()
+	<-exited
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read after QEMU exited: %d, %v; want EOF", n, err)
+	}
 }

@@ -71,11 +71,32 @@ func orDash(s string) string {
 
 // status is what a launcher writes to its state directory.
 type status struct {
-	PID      int       `json:"pid"`
-	Boot     int       `json:"boot"`
-	State    string    `json:"state"` // booting, running, failed, stopped
-	Since    time.Time `json:"since"`
-	LastLine string    `json:"last_line"`
+	PID      int          `json:"pid"`
+	Boot     int          `json:"boot"`
+	State    string       `json:"state"` // booting, running, failed, stopped
+	Since    time.Time    `json:"since"`
+	LastLine string       `json:"last_line"`
+	Guest    *guestHealth `json:"guest,omitempty"` // this boot's last health message, if any
+}
+
+// guestHealth is the guest's own report over the host channel.
+type guestHealth struct {
+	State     string    `json:"state"` // booting, ready, failed
+	Detail    string    `json:"detail,omitempty"`
+	Heartbeat time.Time `json:"heartbeat"` // when the launcher received it
+}
+
+// guestLine is the status's guest line; the detail is the guest's words,
+// escaped for the terminal.
+func guestLine(g *guestHealth, now time.Time) string {
+	if g == nil {
+		return "no health report this boot"
+	}
+	s := g.State
+	if g.Detail != "" {
+		s += ": " + launch.Printable(g.Detail)
+	}
+	return fmt.Sprintf("%s (last heartbeat %s, %s ago)", s, g.Heartbeat.Format(time.RFC3339), now.Sub(g.Heartbeat).Round(time.Second))
 }
 
 func (c *Context) hostStatus(_ context.Context, _ *Context, args []string) error {
@@ -100,7 +121,8 @@ func (c *Context) hostStatus(_ context.Context, _ *Context, args []string) error
 			alive = "running"
 		}
 	}
-	fmt.Fprintf(c.Stdout, "launcher pid %d (%s)\nboot       %d\nstate      %s since %s\nconsole    %s\n", s.PID, alive, s.Boot, s.State, s.Since.Format(time.RFC3339), s.LastLine)
+	fmt.Fprintf(c.Stdout, "launcher pid %d (%s)\nboot       %d\nstate      %s since %s\nguest      %s\nconsole    %s\n",
+		s.PID, alive, s.Boot, s.State, s.Since.Format(time.RFC3339), guestLine(s.Guest, time.Now()), launch.Printable(s.LastLine))
 	return nil
 }
 
@@ -166,10 +188,10 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 	st.write()
 	defer st.set(func(s *status) { s.State = "stopped" })
 	err = launch.Run(ctx, launch.Options{
-		Boot: launch.Boot{SWTPM: cfg.SWTPM(), QEMUArgs: func(tpm string) (string, []string, error) {
+		Boot: launch.Boot{SWTPM: cfg.SWTPM(), Channel: cfg.Channel(), QEMUArgs: func(sk launch.Sockets) (string, []string, error) {
 			q := qc
-			q.TPMSocket = tpm
-			st.set(func(s *status) { s.Boot++; s.State = "booting"; s.Since = time.Now() })
+			q.TPMSocket, q.HostChannelSocket = sk.TPM, sk.HostChannel
+			st.set(func(s *status) { s.Boot++; s.State = "booting"; s.Since = time.Now(); s.Guest = nil })
 			if err := q.Validate(); err != nil {
 				return "", nil, err
 			}
@@ -177,6 +199,7 @@ func (c *Context) hostLaunch(ctx context.Context, _ *Context, args []string) err
 			return q.Binary(), a, err
 		}},
 		Policy: cfg.Restart.Policy(), StateDir: *state, Console: out, Log: c.Stderr,
+		OnHealth: st.health,
 		OnLine: func(l string) {
 			// Every console line is remembered; the file is rewritten only
 			// when the state changes or a second has passed, not per line.
@@ -219,6 +242,20 @@ func (w *statusWriter) note(line string, changed func(*status) bool) {
 	w.mu.Lock()
 	w.s.LastLine = line
 	due := changed(&w.s) || time.Since(w.written) >= time.Second
+	w.mu.Unlock()
+	if due {
+		w.write()
+	}
+}
+
+// health records the guest's health message: written on a change of state
+// or detail, else at most once a second (heartbeats come every 5 s).
+func (w *statusWriter) health(h launch.Health) {
+	g := &guestHealth{State: string(h.State), Detail: h.Detail, Heartbeat: h.Received}
+	w.mu.Lock()
+	changed := w.s.Guest == nil || w.s.Guest.State != g.State || w.s.Guest.Detail != g.Detail
+	w.s.Guest = g
+	due := changed || time.Since(w.written) >= time.Second
 	w.mu.Unlock()
 	if due {
 		w.write()

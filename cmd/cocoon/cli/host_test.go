@@ -4,7 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/cocoon-appliance/cocoon/guest/hostlink"
+	"github.com/cocoon-appliance/cocoon/host/launch"
 )
 
 // TestStatusWriter: console lines do not each rewrite the status file; a
@@ -27,5 +32,38 @@ func TestStatusWriter(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	if err := json.Unmarshal(b, &got); err != nil || got.State != "running" || got.LastLine != "cocoon-init: worker started (pid 7)" {
 		t.Fatalf("status %+v %v", got, err)
+	}
+}
+
+func TestGuestLine(t *testing.T) {
+	hb := time.Date(2026, 11, 2, 10, 0, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		g    *guestHealth
+		want string
+	}{
+		{nil, "no health report this boot"},
+		{&guestHealth{State: "ready", Heartbeat: hb}, "ready (last heartbeat 2026-11-02T10:00:05Z, 3s ago)"},
+		{&guestHealth{State: "failed", Detail: "no GPU\x1b[2J", Heartbeat: hb}, `failed: no GPU\x1b[2J (last heartbeat 2026-11-02T10:00:05Z, 3s ago)`},
+	} {
+		if got := guestLine(tc.g, hb.Add(3200*time.Millisecond)); got != tc.want {
+			t.Errorf("guestLine = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// TestStatusHealth: the launcher records the guest's health; `cocoon host
+// status` shows it.
+func TestStatusHealth(t *testing.T) {
+	dir := t.TempDir()
+	w := &statusWriter{path: filepath.Join(dir, "status.json"), s: status{State: "running", Since: time.Now()}}
+	w.health(launch.Health{State: hostlink.Ready, Detail: "model loaded", Received: time.Now()})
+	code, out, stderr := execute("host", "status", "--state", dir)
+	if code != 0 || !strings.Contains(out, "guest      ready: model loaded (last heartbeat ") {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	var got status
+	b, _ := os.ReadFile(w.path)
+	if err := json.Unmarshal(b, &got); err != nil || got.Guest == nil || got.Guest.State != "ready" {
+		t.Fatalf("status %s: %v", b, err)
 	}
 }
