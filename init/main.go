@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/cocoon-appliance/cocoon/guest/hostlink"
 	"github.com/cocoon-appliance/cocoon/init/boot"
 	"github.com/cocoon-appliance/cocoon/init/kmod"
 	"github.com/cocoon-appliance/cocoon/init/measured"
@@ -34,7 +35,8 @@ const (
 )
 
 func main() {
-	console := os.Stdout
+	// The console is the serial port, and the host channel once open.
+	console := &boot.Tee{W: os.Stdout}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "cocoon-init: not PID 1; this program is the appliance's init and only runs inside the guest")
 		os.Exit(2)
@@ -49,6 +51,11 @@ func main() {
 	})
 	s := &boot.State{Release: unix.ByteSliceToString(uts.Release[:])}
 	if err := boot.Run(context.Background(), steps(s.Release, console, reaper), s, console); err != nil {
+		if s.Host != nil {
+			// Tell the launcher why, and give the line a moment to leave.
+			s.Host.Health(hostlink.Failed, err.Error())
+			s.Host.Close()
+		}
 		halt(console, nil) // boot.Run printed the FATAL line
 	}
 	select {} // the worker's supervisor runs on; PID 1 never exits
@@ -57,7 +64,7 @@ func main() {
 // steps is the boot sequence. The GPU gate has no CC check yet (it arrives
 // with the guest's NVML code): a config with gpu_required and a GPU
 // attached stops the boot rather than run unchecked.
-func steps(release string, console io.Writer, reaper *reap.Reaper) []boot.Step {
+func steps(release string, console *boot.Tee, reaper *reap.Reaper) []boot.Step {
 	sys := mount.Linux{}
 	sysBlock := os.DirFS("/sys/class/block")
 	var st []boot.Step
@@ -67,6 +74,7 @@ func steps(release string, console io.Writer, reaper *reap.Reaper) []boot.Step {
 	st = append(st,
 		boot.Cmdline{ReadFile: os.ReadFile},
 		boot.Modules{Dir: kmod.Dir(release), ReadFile: os.ReadFile, Loader: kmod.Finit{}},
+		boot.HostLink{Open: boot.OpenHostLink, Tee: console},
 		boot.Mount{M: mount.Configfs, Sys: sys},
 		boot.RootDisk{SysBlock: sysBlock, Table: boot.ReadGPT, Timeout: 15 * time.Second},
 		boot.Verity{Open: func() (verity.Mapper, error) { return dm.Open() }, Nodes: verity.DevNodes{}},

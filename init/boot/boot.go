@@ -38,6 +38,9 @@ type State struct {
 	// Registers is the measurement device once CheckMeasured opened it
 	// (nil in an unmeasured development boot).
 	Registers measured.Registers
+	// Host is the channel to the host launcher once HostLink opened it
+	// (nil without one).
+	Host Channel
 	Log       io.Writer        // console, for steps that report more than ok
 	Now       func() time.Time // nil: time.Now
 }

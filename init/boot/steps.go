@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cocoon-appliance/cocoon/guest/hostlink"
 	"github.com/cocoon-appliance/cocoon/image/bootparams"
 	"github.com/cocoon-appliance/cocoon/init/config"
 	"github.com/cocoon-appliance/cocoon/init/kmod"
@@ -210,6 +211,13 @@ func (w Worker) Run(ctx context.Context, s *State) error {
 		select {
 		case first <- err:
 		default:
+		}
+		if s.Host != nil {
+			if err == nil {
+				s.Host.Health(hostlink.Ready, fmt.Sprintf("worker running (pid %d)", pid))
+			} else {
+				s.Host.Health(hostlink.Booting, fmt.Sprintf("worker did not start: %v", err))
+			}
 		}
 		if prev != nil {
 			prev(pid, err)

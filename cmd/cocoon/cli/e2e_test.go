@@ -100,7 +100,7 @@ func (l launched) has(s string) bool {
 }
 
 // bootLaunch boots img through `cocoon host launch` (dev profile: TCG, OVMF, a
-// fresh swtpm, user-mode network with a forward to the worker's :8080) and
+// fresh swtpm, user-mode network with DHCP and a forward to the worker's :8080) and
 // reads the console until the worker listens (then asks it /healthz
 // through the forward) or the init fails.
 func bootLaunch(t *testing.T, img string, static initconfig.Static) launched {
@@ -108,7 +108,7 @@ func bootLaunch(t *testing.T, img string, static initconfig.Static) launched {
 	dir := t.TempDir()
 	port := freeTCPPort(t)
 	guest, _ := json.Marshal(map[string]any{"static": static, "runtime": map[string]any{
-		"network":     map[string]any{"mode": "static", "address": "10.0.2.15/24", "gateway": "10.0.2.2"},
+		"network":     map[string]any{"mode": "dhcp"}, // QEMU's user-mode network serves DHCP
 		"worker_args": []string{"-listen", ":8080"}}})
 	hostCfg := fmt.Sprintf(`{"schema":"cocoon-host/v1","profile":"dev","image":%q,"cpus":1,"memory_mib":1024,"restart":{"max":0},
 		"forwards":[{"host":"127.0.0.1:%d","guest_port":8080}],"guest":%s}`, img, port, guest)
@@ -201,9 +201,13 @@ func TestE2ELaunchPCRs(t *testing.T) {
 		"cocoon-init: root /dev/dm-0 verified against root hash", // verity root
 		"] replay the firmware event log and compare it with the live RTMRs / PCRs ok",
 		"cocoon-init: 2 boot registers equal the config's expectations",
-		"] ip link set up && ip addr add && ip route add default ok",
+		"cocoon-init: dhcp eth0: 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 from 10.0.2.2",
 		"] extend RTMR3/PCR15 with static-config and boot-complete >> /run/cocoon/runtime.log ok",
 		"cocoon-init: worker started (pid ",
+		// The host channel (virtio-serial): the init's lines also reach
+		// the launcher through it, which prints them as "guest: …".
+		"cocoon-init: host channel over virtio-serial /dev/vport",
+		"guest: cocoon-init: [",
 	} {
 		if !l.has(want) {
 			t.Errorf("console lacks %q", want)
