@@ -41,8 +41,8 @@ type State struct {
 	// Host is the channel to the host launcher once HostLink opened it
 	// (nil without one).
 	Host Channel
-	Log       io.Writer        // console, for steps that report more than ok
-	Now       func() time.Time // nil: time.Now
+	Log  io.Writer        // console, for steps that report more than ok
+	Now  func() time.Time // nil: time.Now
 }
 
 func (s *State) now() time.Time {
