@@ -18,10 +18,10 @@ require (
 )
 
 require (
-	github.com/NVIDIA/go-nvml v0.13.0-1 // indirect
+	github.com/NVIDIA/go-nvml v0.13.0-1
 	github.com/anchore/go-lzo v0.1.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
-	github.com/google/go-configfs-tsm v0.3.3 // indirect
+	github.com/google/go-configfs-tsm v0.3.3
 	github.com/google/logger v1.1.1 // indirect
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae // indirect
 	github.com/mdlayher/socket v0.8.0 // indirect
