@@ -32,7 +32,12 @@ import (
 const (
 	newRoot    = "/sysroot"
 	workerPath = "/usr/bin/cocoon-worker"
+	// gpuCheckPath is the GPU gate program (cgo, NVML); images without it
+	// have no GPU check, and a config requiring a GPU then stops the boot.
+	gpuCheckPath = "/usr/bin/cocoon-gpucheck"
 )
+
+var workerEnv = []string{"PATH=/usr/bin:/bin", "HOME=/"}
 
 func main() {
 	// The console is the serial port, and the host channel once open.
@@ -61,9 +66,7 @@ func main() {
 	select {} // the worker's supervisor runs on; PID 1 never exits
 }
 
-// steps is the boot sequence. The GPU gate has no CC check yet (it arrives
-// with the guest's NVML code): a config with gpu_required and a GPU
-// attached stops the boot rather than run unchecked.
+// steps is the boot sequence.
 func steps(release string, console *boot.Tee, reaper *reap.Reaper) []boot.Step {
 	sys := mount.Linux{}
 	sysBlock := os.DirFS("/sys/class/block")
@@ -83,10 +86,11 @@ func steps(release string, console *boot.Tee, reaper *reap.Reaper) []boot.Step {
 		boot.CheckMeasured{Open: boot.OpenMeasured},
 		boot.SwitchRoot{Sys: sys, NewRoot: newRoot},
 		boot.Network{Link: func() (netup.Link, error) { return netlink.NewHandle(unix.NETLINK_ROUTE) }, ResolvConf: "/run/resolv.conf"},
-		boot.GPUGate{PCI: os.DirFS("/sys/bus/pci/devices")},
+		boot.GPUGate{PCI: os.DirFS("/sys/bus/pci/devices"), CC: boot.ExecGPUCheck(gpuCheckPath,
+			func(_ context.Context, p string) ([]byte, []byte, error) { return reaper.Output(p, nil, workerEnv) })},
 		boot.MeasureConfig{LogPath: measured.RuntimeLogPath},
 		boot.Worker{Sup: &boot.Supervisor{
-			Path: workerPath, Runner: boot.ReapRunner{Reaper: reaper, Env: []string{"PATH=/usr/bin:/bin", "HOME=/"}},
+			Path: workerPath, Runner: boot.ReapRunner{Reaper: reaper, Env: workerEnv},
 			Clock: boot.RealClock{}, Console: console,
 		}},
 	)

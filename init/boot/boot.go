@@ -38,6 +38,9 @@ type State struct {
 	// Registers is the measurement device once CheckMeasured opened it
 	// (nil in an unmeasured development boot).
 	Registers measured.Registers
+	// GPUAttestation is the GPU gate's canonical result, measured as a
+	// gpu-attestation runtime event (nil: no GPU checked).
+	GPUAttestation []byte
 	// Host is the channel to the host launcher once HostLink opened it
 	// (nil without one).
 	Host Channel

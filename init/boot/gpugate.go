@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 )
@@ -30,14 +31,17 @@ const nvidiaVendor = "0x10de"
 // readable by the host, so prompts would leave the trust boundary.
 //
 // The check itself (NVML: CC mode on, GPU attestation report verified)
-// belongs to the guest's worker (guest/); CC is the hook it plugs into. A
-// nil CC means this image carries no check: a required GPU then stops the
-// boot rather than run unchecked.
+// needs cgo and NVIDIA's driver, so it is a separate program
+// (cmd/cocoon-gpucheck, guest/gpu); CC is the hook that runs it (ExecGPUCheck).
+// A nil CC means this image carries no check: a required GPU then stops
+// the boot rather than run unchecked. The check's result is kept in
+// State.GPUAttestation and measured (gpu-attestation runtime event) by
+// MeasureConfig, so a remote verifier sees which GPUs were attested.
 type GPUGate struct {
 	PCI fs.FS // /sys/bus/pci/devices
-	// CC checks every attached GPU; nil error means all are in CC mode
-	// with a verified attestation.
-	CC func(ctx context.Context, addrs []string) error
+	// CC checks every attached GPU and returns its canonical result; nil
+	// error means all are in CC mode with a verified attestation.
+	CC func(ctx context.Context, addrs []string) ([]byte, error)
 }
 
 func (GPUGate) String() string {
@@ -67,15 +71,36 @@ func (g GPUGate) Run(ctx context.Context, s *State) error {
 		fmt.Fprintf(s.Log, "cocoon-init: GPU gate: WARNING: GPUs %s not checked for CC mode (not required by the config)\n", strings.Join(gpus, " "))
 		return nil
 	}
-	if err := g.CC(ctx, gpus); err != nil {
+	result, err := g.CC(ctx, gpus)
+	if err != nil {
 		if required {
 			return fmt.Errorf("%w: %v", ErrGPUNotCC, err)
 		}
 		fmt.Fprintf(s.Log, "cocoon-init: GPU gate: WARNING: %v: %v (not required by the config)\n", ErrGPUNotCC, err)
 		return nil
 	}
-	fmt.Fprintf(s.Log, "cocoon-init: GPU gate: %s in confidential-computing mode\n", strings.Join(gpus, " "))
+	s.GPUAttestation = result
+	fmt.Fprintf(s.Log, "cocoon-init: GPU gate: %s in confidential-computing mode, attestation verified (%d bytes of result)\n", strings.Join(gpus, " "), len(result))
 	return nil
+}
+
+// ExecGPUCheck returns a GPUGate.CC that runs the cocoon-gpucheck program
+// at path (exit 0: ready, its stdout the canonical result; anything else:
+// refused, its stderr says why), or nil when path does not exist.
+func ExecGPUCheck(path string, run func(ctx context.Context, path string) (stdout, stderr []byte, err error)) func(context.Context, []string) ([]byte, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	return func(ctx context.Context, _ []string) ([]byte, error) {
+		out, errOut, err := run(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %s", path, err, strings.TrimSpace(string(errOut)))
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%s: exit 0 with no result", path)
+		}
+		return out, nil
+	}
 }
 
 // NVIDIAGPUs lists the PCI addresses of NVIDIA display controllers (PCI

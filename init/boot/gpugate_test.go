@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -29,13 +30,13 @@ func pciTree(withGPU bool) fstest.MapFS {
 }
 
 func TestGPUGate(t *testing.T) {
-	ccOK := func(context.Context, []string) error { return nil }
-	ccOff := func(context.Context, []string) error { return errors.New("CC mode off") }
+	ccOK := func(context.Context, []string) ([]byte, error) { return []byte(`{"v":"cocoon-gpu-attestation/v1"}`), nil }
+	ccOff := func(context.Context, []string) ([]byte, error) { return nil, errors.New("CC mode off") }
 	for _, tc := range []struct {
 		name     string
 		gpu      bool
 		required bool
-		cc       func(context.Context, []string) error
+		cc       func(context.Context, []string) ([]byte, error)
 		want     error  // nil: the boot goes on
 		console  string // substring of the console line
 	}{
@@ -43,7 +44,7 @@ func TestGPUGate(t *testing.T) {
 		{"no gpu, required", false, true, ccOK, ErrNoGPU, ""},
 		{"gpu, no check, required", true, true, nil, ErrNoGPUCheck, ""},
 		{"gpu, no check, not required", true, false, nil, nil, "0000:01:00.0 not checked"},
-		{"gpu in cc mode", true, true, ccOK, nil, "0000:01:00.0 in confidential-computing mode"},
+		{"gpu in cc mode", true, true, ccOK, nil, "0000:01:00.0 in confidential-computing mode, attestation verified"},
 		{"gpu not in cc mode, required", true, true, ccOff, ErrGPUNotCC, ""},
 		{"gpu not in cc mode, not required", true, false, ccOff, nil, "WARNING: GPU is not in confidential-computing mode: CC mode off"},
 	} {
@@ -56,6 +57,9 @@ func TestGPUGate(t *testing.T) {
 			}
 			if !strings.Contains(log.String(), tc.console) {
 				t.Errorf("console %q lacks %q", log.String(), tc.console)
+			}
+			if ok := tc.want == nil && strings.Contains(tc.console, "confidential-computing mode,"); ok != (s.GPUAttestation != nil) {
+				t.Errorf("attestation result kept: %q", s.GPUAttestation)
 			}
 		})
 	}
@@ -72,5 +76,28 @@ func TestNVIDIAGPUs(t *testing.T) {
 	delete(m, "0000:02:00.0/class")
 	if _, err := NVIDIAGPUs(m); err == nil {
 		t.Error("NVIDIA device without a class accepted")
+	}
+}
+
+func TestExecGPUCheck(t *testing.T) {
+	if ExecGPUCheck("/nonexistent/cocoon-gpucheck", nil) != nil {
+		t.Error("a missing program gave a check")
+	}
+	self, _ := os.Executable()
+	cc := ExecGPUCheck(self, func(_ context.Context, p string) ([]byte, []byte, error) {
+		return []byte("{}"), nil, nil
+	})
+	if out, err := cc(context.Background(), nil); err != nil || string(out) != "{}" {
+		t.Errorf("ready: %q %v", out, err)
+	}
+	cc = ExecGPUCheck(self, func(context.Context, string) ([]byte, []byte, error) {
+		return nil, []byte("cocoon-gpucheck: CC mode is off\n"), errors.New("exit status 1")
+	})
+	if _, err := cc(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "CC mode is off") {
+		t.Errorf("refused: %v", err)
+	}
+	cc = ExecGPUCheck(self, func(context.Context, string) ([]byte, []byte, error) { return nil, nil, nil })
+	if _, err := cc(context.Background(), nil); err == nil {
+		t.Error("empty result accepted")
 	}
 }

@@ -116,8 +116,9 @@ func OpenMeasured() (measured.Registers, error) {
 	return tpm, nil
 }
 
-// MeasureConfig extends the static config and the boot-complete marker
-// into RTMR3 / PCR 15 (measure/runtime v1), appends them to the runtime
+// MeasureConfig extends the static config, the GPU gate's result when
+// there is one, and the boot-complete marker into RTMR3 / PCR 15
+// (measure/runtime v1), appends them to the runtime
 // log, and prints the registers a verifier compares with its prediction.
 type MeasureConfig struct {
 	LogPath string // measured.RuntimeLogPath in the guest
@@ -140,7 +141,11 @@ func (m MeasureConfig) Run(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	events := runtime.Log{{Kind: runtime.KindStaticConfig, Payload: s.StaticConfig}, {Kind: runtime.KindBootComplete}}
+	events := runtime.Log{{Kind: runtime.KindStaticConfig, Payload: s.StaticConfig}}
+	if s.GPUAttestation != nil {
+		events = append(events, runtime.Event{Kind: runtime.KindGPUAttestation, Payload: s.GPUAttestation})
+	}
+	events = append(events, runtime.Event{Kind: runtime.KindBootComplete})
 	if err := measured.Measure(s.Registers, events, f); err != nil {
 		f.Close()
 		return err

@@ -148,3 +148,24 @@ func TestMeasureConfig(t *testing.T) {
 		t.Fatalf("without a device: %v %q", err, s.Log)
 	}
 }
+
+// The GPU gate's result is measured between the static config and the
+// boot-complete marker.
+func TestMeasureConfigGPU(t *testing.T) {
+	f := measured.NewFake(eventlog.TPM)
+	s := withPolicy("production")
+	s.Registers, s.StaticConfig = f, []byte(`{"model":"m","gpu_required":true,"policy":"production"}`)
+	s.GPUAttestation = []byte(`{"v":"cocoon-gpu-attestation/v1"}`)
+	logPath := filepath.Join(t.TempDir(), "runtime.log")
+	if err := (MeasureConfig{LogPath: logPath}).Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(logPath)
+	got, err := runtime.Parse(bytes.NewReader(b))
+	if err != nil || len(got) != 3 || got[1].Kind != runtime.KindGPUAttestation || !bytes.Equal(got[1].Payload, s.GPUAttestation) {
+		t.Fatalf("runtime log %+v, %v", got, err)
+	}
+	if !bytes.Equal(f.Regs[runtime.PCR], got.Replay(crypto.SHA256)) {
+		t.Error("PCR 15 does not replay the log")
+	}
+}

@@ -43,7 +43,7 @@ type ReapRunner struct {
 
 // Start starts path with args in /; stdout and stderr both go to out.
 func (r ReapRunner) Start(path string, args []string, out io.Writer) (Process, error) {
-	p, err := r.Reaper.Start(path, args, r.Env, "/", out)
+	p, err := r.Reaper.Start(path, args, r.Env, "/", out, out)
 	if err != nil {
 		return nil, err // not a nil *reap.Process in a non-nil interface
 	}

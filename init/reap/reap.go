@@ -10,6 +10,7 @@
 package reap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -125,19 +126,36 @@ func (p *Process) Wait() error {
 	return p.err
 }
 
-// Start starts path with args and env in dir, stdin /dev/null, stdout and
-// stderr both copied to out.
-func (r *Reaper) Start(path string, args, env []string, dir string, out io.Writer) (*Process, error) {
+// Start starts path with args and env in dir, stdin /dev/null, its stdout
+// copied to stdout and its stderr to stderr (one pipe when they are the
+// same writer, so the lines keep their order).
+func (r *Reaper) Start(path string, args, env []string, dir string, stdout, stderr io.Writer) (*Process, error) {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return nil, err
 	}
 	defer null.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	outs := []io.Writer{stdout}
+	if stderr != stdout {
+		outs = append(outs, stderr)
 	}
-	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: []uintptr{null.Fd(), pw.Fd(), pw.Fd()},
+	var readers, writers []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
+	}
+	for range outs {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			closeAll(readers)
+			closeAll(writers)
+			return nil, err
+		}
+		readers, writers = append(readers, pr), append(writers, pw)
+	}
+	errFd := writers[len(writers)-1].Fd()
+	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: []uintptr{null.Fd(), writers[0].Fd(), errFd},
 		// Its own process group, so a signal for the worker reaches its
 		// subprocesses and not the init.
 		Sys: &syscall.SysProcAttr{Setpgid: true}}
@@ -145,8 +163,8 @@ func (r *Reaper) Start(path string, args, env []string, dir string, out io.Write
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
-		pr.Close()
-		pw.Close()
+		closeAll(readers)
+		closeAll(writers)
 		return nil, ErrStopped
 	}
 	pid, err := syscall.ForkExec(path, append([]string{path}, args...), attr)
@@ -156,15 +174,31 @@ func (r *Reaper) Start(path string, args, env []string, dir string, out io.Write
 		r.waiting[pid] = p.status
 	}
 	r.mu.Unlock()
-	pw.Close()
+	closeAll(writers)
 	if err != nil {
-		pr.Close()
+		closeAll(readers)
 		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
-	go func() {
-		io.Copy(out, pr)
-		pr.Close()
-		close(p.copied)
-	}()
+	var wg sync.WaitGroup
+	for i, pr := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			io.Copy(outs[i], pr)
+			pr.Close()
+		}()
+	}
+	go func() { wg.Wait(); close(p.copied) }()
 	return p, nil
+}
+
+// Output runs path to completion and returns its stdout and stderr.
+func (r *Reaper) Output(path string, args, env []string) (stdout, stderr []byte, err error) {
+	var o, e bytes.Buffer
+	p, err := r.Start(path, args, env, "/", &o, &e)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = p.Wait()
+	return o.Bytes(), e.Bytes(), err
 }

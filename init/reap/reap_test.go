@@ -47,7 +47,7 @@ func TestStartWaitAndOrphans(t *testing.T) {
 	var out syncBuf
 	// The shell starts a grandchild that outlives it (an orphan once the
 	// shell exits), prints the grandchild's pid and exits 3.
-	p, err := r.Start(sh, []string{"-c", `sleep 0.2 & echo orphan=$!; echo to-stderr >&2; exit 3`}, []string{"PATH=/usr/bin:/bin"}, "/", &out)
+	p, err := r.Start(sh, []string{"-c", `sleep 0.2 & echo orphan=$!; echo to-stderr >&2; exit 3`}, []string{"PATH=/usr/bin:/bin"}, "/", &out, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,18 +86,23 @@ func TestSignaledAndStartErrors(t *testing.T) {
 		t.Skip(err)
 	}
 	r := New(nil)
-	p, err := r.Start(sh, []string{"-c", "kill -TERM $$"}, nil, "/", &syncBuf{})
+	p, err := r.Start(sh, []string{"-c", "kill -TERM $$"}, nil, "/", &syncBuf{}, &syncBuf{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Wait(); err == nil || err.Error() != "signal: terminated" {
 		t.Errorf("Wait = %v, want signal: terminated", err)
 	}
-	if _, err := r.Start("/nonexistent/worker", nil, nil, "/", &syncBuf{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := r.Start("/nonexistent/worker", nil, nil, "/", &syncBuf{}, nil); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing program: %v", err)
 	}
+	// Output keeps the streams apart.
+	o, e, err := r.Output(sh, []string{"-c", "echo result; echo complaint >&2; exit 1"}, nil)
+	if string(o) != "result\n" || string(e) != "complaint\n" || err == nil || err.Error() != "exit status 1" {
+		t.Errorf("Output = %q, %q, %v", o, e, err)
+	}
 	r.Stop()
-	if _, err := r.Start(sh, nil, nil, "/", &syncBuf{}); err != ErrStopped {
+	if _, err := r.Start(sh, nil, nil, "/", &syncBuf{}, nil); err != ErrStopped {
 		t.Errorf("after Stop: %v", err)
 	}
 }
