@@ -30,7 +30,9 @@ func pciTree(withGPU bool) fstest.MapFS {
 }
 
 func TestGPUGate(t *testing.T) {
-	ccOK := func(context.Context, []string) ([]byte, error) { return []byte(`{"v":"cocoon-gpu-attestation/v1"}`), nil }
+	ccOK := func(context.Context, []string) ([]byte, error) {
+		return []byte(`{"v":"cocoon-gpu-attestation/v1"}`), nil
+	}
 	ccOff := func(context.Context, []string) ([]byte, error) { return nil, errors.New("CC mode off") }
 	for _, tc := range []struct {
 		name     string
