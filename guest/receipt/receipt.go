@@ -9,10 +9,13 @@
 // Receipts are numbered by the Store that keeps them (Seq, from 1, rising
 // by one per receipt; a store that outlives a key, across reboots, keeps
 // counting, so one key's numbers may have gaps) in an append-only journal
-// on disk until the registry acknowledges them. A receipt is on disk
-// (fsync) before the response that it accounts for completes; resending
-// after a crash is idempotent because the registry keys receipts by
-// (worker key, Seq), and an acknowledged receipt is never sent again.
+// on disk until the registry acknowledges them. A receipt is made after
+// its response is sent (keeping an fsync off the latency path) and is on
+// disk (fsync) before it is offered to the registry: a crash in between
+// loses that one receipt, so the worker is at worst under-paid, never
+// paid twice. Resending after a crash is idempotent because the registry
+// keys receipts by (worker key, Seq), and an acknowledged receipt is never
+// sent again.
 package receipt
 
 import (
