@@ -37,3 +37,17 @@ go test -run '^$' -bench 'VerifyValidate|VerifierValidate' -benchtime 2s -cpu 1 
   | awk '/quotes\/s/ { for (i = 1; i <= NF; i++) if ($(i) == "quotes/s") printf "quote verify+validate %-40s %8.0f quotes/s per core\n", $1, $(i-1) }'
 
 scripts/bench-verity.sh
+
+# Inference gateway overhead vs calling the upstream directly (same run).
+scripts/bench-gateway.sh
+
+# RA-TLS handshake + verification, cold and cached; the built-in engine's
+# tokens/s on the test checkpoint (present once those packages are).
+if [ -d guest/ratls ]; then
+  go test -run '^$' -bench 'Handshake' -benchtime 2s ./guest/ratls/ |
+    awk '/^BenchmarkHandshake/ { printf "RA-TLS %-32s %10.0f us/op\n", $1, $3 / 1000 }'
+fi
+if [ -d guest/engine/llama2 ]; then
+  go test -run '^$' -bench 'Generate' -benchtime 3x ./guest/engine/llama2/ |
+    awk '/^BenchmarkGenerate/ { for (i = 2; i <= NF; i++) if ($(i) == "tok/s") printf "built-in engine %-28s %8.0f tok/s\n", $1, $(i-1) }'
+fi
