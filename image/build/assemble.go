@@ -20,6 +20,16 @@ import (
 	"github.com/cocoon-appliance/cocoon/image/verity"
 )
 
+// Bundled are repository files the root filesystem carries at a fixed
+// path: the built-in engine's test checkpoint and tokenizer (random
+// weights, guest/engine/llama2/testdata/README.md), so a fresh appliance
+// serves real inference with no model download. Destination → source,
+// both slash-separated; the source is relative to the repository.
+var Bundled = map[string]string{
+	"usr/share/cocoon/models/test/model.bin":     "guest/engine/llama2/testdata/model.bin",
+	"usr/share/cocoon/models/test/tokenizer.bin": "guest/engine/llama2/testdata/tokenizer.bin",
+}
+
 // OverlayDir is the static part of the root filesystem, relative to the
 // module root: copied as is (files 0644, directories 0755).
 const OverlayDir = "image/rootfs"
@@ -166,6 +176,9 @@ func (b *builder) source(ctx context.Context) (string, error) {
 	for _, f := range b.overlay {
 		extra = append(extra, OverlayDir+"/"+f)
 	}
+	for _, src := range Bundled {
+		extra = append(extra, src)
+	}
 	if b.srcDigest, err = sourceDigest(ctx, b.o.GoBin, b.o.Src, extra); err != nil {
 		return "", err
 	}
@@ -275,6 +288,15 @@ func (b *builder) rootfsTree(bins string) (*fstree.Tree, error) {
 	}
 	if err := t.Add(fstree.Entry{Path: "etc/os-release", Kind: fstree.Symlink, Perm: 0o777, Target: "../usr/lib/os-release"}); err != nil {
 		return nil, err
+	}
+	for dst, src := range Bundled { // fstree sorts: map order does not matter
+		data, err := os.ReadFile(filepath.Join(b.o.Src, filepath.FromSlash(src)))
+		if err != nil {
+			return nil, fmt.Errorf("bundled %s: %w", src, err)
+		}
+		if err := t.AddFile(dst, 0o644, data); err != nil {
+			return nil, fmt.Errorf("bundled %s: %w", dst, err)
+		}
 	}
 	overlayRoot := filepath.Join(b.o.Src, OverlayDir)
 	for _, f := range b.overlay { // listed by the source step
