@@ -165,7 +165,7 @@ func TestBootQEMU(t *testing.T) {
 	}
 	lines := vm{img: img, then: check, extra: []string{
 		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8080", port), "-device", "virtio-net-pci,netdev=net0"},
-	}.boot(t, regexp.MustCompile(`^worker: cocoon-worker: listening|cocoon-init: FATAL`))
+	}.boot(t, regexp.MustCompile(`^worker: cocoon-worker: serving model|cocoon-init: FATAL|cocoon-init: worker exited`))
 	if !strings.HasPrefix(health, "ok cocoon-worker") {
 		t.Errorf("GET /healthz through the host forward: %q", health)
 	} else {
@@ -182,6 +182,8 @@ func TestBootQEMU(t *testing.T) {
 		"WARNING: no TPM and no TDX measurement registers; policy \"dev\" lets this development boot run UNMEASURED",
 		"GPU gate: no NVIDIA GPU, none required",
 		"cocoon-init: worker started (pid ", "worker: cocoon-worker: listening on :8080",
+		// The dev policy lets the worker fall back to the quote simulator.
+		"worker: cocoon-worker: serving model cocoon-test over RA-TLS on :8443 (attestation sim, key ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("console lacks %q", want)

@@ -82,7 +82,7 @@ func steps(release string, console *boot.Tee, reaper *reap.Reaper) []boot.Step {
 		boot.RootDisk{SysBlock: sysBlock, Table: boot.ReadGPT, Timeout: 15 * time.Second},
 		boot.Verity{Open: func() (verity.Mapper, error) { return dm.Open() }, Nodes: verity.DevNodes{}},
 		boot.MountRoot{Sys: sys, NewRoot: newRoot},
-		boot.Config{SysBlock: sysBlock, Open: boot.OpenFile, Timeout: 5 * time.Second},
+		boot.Config{SysBlock: sysBlock, Open: boot.OpenFile, Timeout: 5 * time.Second, StaticPath: "/run/cocoon/static.json"},
 		boot.CheckMeasured{Open: boot.OpenMeasured},
 		boot.SwitchRoot{Sys: sys, NewRoot: newRoot},
 		boot.Network{Link: func() (netup.Link, error) { return netlink.NewHandle(unix.NETLINK_ROUTE) }, ResolvConf: "/run/resolv.conf"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -142,6 +143,10 @@ type Config struct {
 	SysBlock fs.FS
 	Open     func(string) (io.ReadCloser, error) // must also be an io.ReaderAt; os.Open for real
 	Timeout  time.Duration
+	// StaticPath, when set, receives the static part's bytes as measured
+	// (the worker hashes them into its RA-TLS claims); /run/cocoon/static.json
+	// in the guest, carried into the new root with /run.
+	StaticPath string
 }
 
 func (Config) String() string { return "read config from the disk with serial " + ConfigSerial }
@@ -178,6 +183,14 @@ func (c Config) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("%s: %w", dev, err)
 	}
 	fmt.Fprintf(s.Log, "cocoon-init: config from %s: model %q, policy %q, network %s\n", dev, s.Config.Static.Model, s.Config.Static.Policy, s.Config.Runtime.Network.Mode)
+	if c.StaticPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.StaticPath), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.StaticPath, s.StaticConfig, 0o444); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,12 +76,13 @@ func TestStepsToRoot(t *testing.T) {
 	}
 	sys := &recSys{}
 	s := &State{Log: io.Discard}
+	staticPath := filepath.Join(t.TempDir(), "run", "cocoon", "static.json")
 	steps := []Step{
 		Cmdline{ReadFile: func(string) ([]byte, error) { return []byte(cmdline + "\n"), nil }},
 		RootDisk{SysBlock: fakeSys(), Table: fakeTable, Timeout: time.Second},
 		Verity{Open: func() (verity.Mapper, error) { return okMapper{status: "V"}, nil }, Nodes: haveNodes{}},
 		MountRoot{Sys: sys, NewRoot: "/sysroot"},
-		Config{SysBlock: fakeSys(), Timeout: time.Second, Open: func(p string) (io.ReadCloser, error) {
+		Config{SysBlock: fakeSys(), Timeout: time.Second, StaticPath: staticPath, Open: func(p string) (io.ReadCloser, error) {
 			if p != "/dev/vdb" {
 				return nil, os.ErrNotExist
 			}
@@ -97,6 +99,9 @@ func TestStepsToRoot(t *testing.T) {
 	}
 	if s.Config == nil || s.Config.Static.Model != "m" || !strings.Contains(string(s.StaticConfig), `"model":"m"`) {
 		t.Errorf("config %+v, static %s", s.Config, s.StaticConfig)
+	}
+	if b, err := os.ReadFile(staticPath); err != nil || !bytes.Equal(b, s.StaticConfig) {
+		t.Errorf("static config for the worker: %q, %v", b, err)
 	}
 	if sys.calls[0] != "mount /dev/dm-0 /sysroot squashfs" || sys.calls[len(sys.calls)-1] != "chdir /" {
 		t.Errorf("sys calls %q", sys.calls)

@@ -140,7 +140,11 @@ func bootLaunch(t *testing.T, img string, static initconfig.Static) launched {
 			l.fatal = line
 			break
 		}
-		if strings.Contains(line, "worker: cocoon-worker: listening") {
+		if strings.Contains(line, "cocoon-init: worker exited") {
+			l.fatal = line
+			break
+		}
+		if strings.Contains(line, "worker: cocoon-worker: serving model") {
 			l.health = get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 			break
 		}
@@ -204,6 +208,8 @@ func TestE2ELaunchPCRs(t *testing.T) {
 		"cocoon-init: dhcp eth0: 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 from 10.0.2.2",
 		"] extend RTMR3/PCR15 with static-config and boot-complete >> /run/cocoon/runtime.log ok",
 		"cocoon-init: worker started (pid ",
+		// The worker quotes with the vTPM (production policy: no simulator).
+		"worker: cocoon-worker: serving model cocoon-test over RA-TLS on :8443 (attestation vtpm, key ",
 		// The host channel (virtio-serial): the init's lines also reach
 		// the launcher through it, which prints them as "guest: …".
 		"cocoon-init: host channel over virtio-serial /dev/vport",

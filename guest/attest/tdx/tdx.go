@@ -83,10 +83,20 @@ type Provider struct {
 	RuntimeLogPath string
 }
 
+// GuestDevice is the tdx_guest driver's device (Linux
+// drivers/virt/coco/tdx-guest).
+const GuestDevice = "/dev/tdx_guest"
+
 // Open returns the Provider of this TD. Errors are attest.ErrUnavailable
 // when configfs-tsm's report directory is absent (not a TD, the tsm_report
 // module not loaded, or configfs not mounted).
 func Open() (*Provider, error) {
+	// configfs-tsm's report directory exists in any guest with configfs
+	// and the tsm module; only a TD has the tdx_guest device (the module's
+	// init fails with ENODEV elsewhere), so without it there is no quote.
+	if _, err := os.Stat(GuestDevice); err != nil {
+		return nil, fmt.Errorf("tdx: %w: %s: %w (not a TD, or tdx_guest not loaded)", attest.ErrUnavailable, GuestDevice, err)
+	}
 	c, err := linuxtsm.MakeClient()
 	if err != nil {
 		return nil, fmt.Errorf("tdx: %w: %s: %w", attest.ErrUnavailable, ReportDir, err)
