@@ -43,10 +43,10 @@ var ErrNoAttestation = errors.New("worker: no attestation provider")
 
 // Deps are the worker's ties to the machine, replaced in tests.
 type Deps struct {
-	Rand   io.Reader          // keys, request IDs; nil: crypto/rand
-	Now    func() time.Time   // nil: time.Now
+	Rand   io.Reader                            // keys, request IDs; nil: crypto/rand
+	Now    func() time.Time                     // nil: time.Now
 	After  func(time.Duration) <-chan time.Time // nil: time.After
-	Logger *slog.Logger       // nil: slog.Default()
+	Logger *slog.Logger                         // nil: slog.Default()
 	// Open opens the attestation provider of a kind ("tdx", "vtpm",
 	// "sim"); nil opens the real ones.
 	Open func(kind string) (attest.Provider, error)
