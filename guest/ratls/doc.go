@@ -76,8 +76,26 @@
 // Evidence verifiers: TDXVerifier (measure/quote's Verifier, then
 // measure/policy), SimVerifier (guest/attest/sim.Verify against a pinned
 // simulator root, then measure/policy with Evidence.Simulated, which only
-// a policy with allow_simulated accepts), and VTPMVerifier (a function
-// supplied by guest/attest/vtpm).
+// a policy with allow_simulated accepts), and VTPMVerifier (below).
+//
+// # vTPM evidence (development boot path)
+//
+// VTPMVerifier checks evidence of QEMU + swtpm guests with
+// guest/attest/vtpm.Verify (the AK's signature over the TPMS_ATTEST, the
+// PCR values against the quoted digest; the qualifying data must be
+// SHA-256 of the report data, else ErrBinding) and then a VTPMPolicy
+// ("cocoon-vtpm-policy/v1", LoadVTPMPolicy): the AK must be one the policy
+// pins, and the quoted PCRs must match one allowlisted PCR set (PCRs 4 and
+// 9 as `cocoon measure tpm` predicts them, optionally 15), else ErrPolicy.
+// The runtime log must replay to the quoted PCR 15, so the claims' config
+// hash is checked against its static-config event, as with TDX's RTMR3.
+//
+// Nobody certifies a vTPM's attestation key: whoever runs swtpm can quote
+// anything with a key of their own. Pinning the AK names recorded on a
+// machine you control is what gives the evidence meaning; a policy with
+// allow_any_ak accepts any key and is for development only. There is no
+// image hash on this path (it hashes TDX registers): a certificate that
+// claims one is refused.
 //
 // # TLS
 //

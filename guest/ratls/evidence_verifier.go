@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"time"
 
@@ -78,35 +77,7 @@ func (v *SimVerifier) VerifyEvidence(e *attest.Evidence, reportData [attest.Repo
 	return attestQuote(attest.Sim, q, e, reportData, v.Policy, true)
 }
 
-// VTPMVerifier verifies vTPM evidence with a function that
-// guest/attest/vtpm provides: it must check the TPM2_Quote signature by the
-// attestation key and how that key is trusted, that the qualifying data is
-// reportData, that the PCR values match the quoted digest, and the policy;
-// and return its verdict with our errors (an error that matches none of
-// them is reported as ErrQuote). A nil Verify refuses all vTPM evidence.
-type VTPMVerifier struct {
-	Verify func(e *attest.Evidence, reportData [attest.ReportDataSize]byte, now time.Time) (*Attested, error)
-}
-
-// VerifyEvidence implements EvidenceVerifier.
-func (v *VTPMVerifier) VerifyEvidence(e *attest.Evidence, reportData [attest.ReportDataSize]byte, now time.Time) (*Attested, error) {
-	if v.Verify == nil {
-		return nil, fmt.Errorf("%w: no vTPM verifier configured", ErrQuote)
-	}
-	a, err := v.Verify(e, reportData, now)
-	if err != nil {
-		for _, known := range []error{ErrQuote, ErrBinding, ErrPolicy, ErrMalformed} {
-			if errors.Is(err, known) {
-				return nil, err
-			}
-		}
-		return nil, fmt.Errorf("%w: vtpm: %w", ErrQuote, err)
-	}
-	if a == nil {
-		return nil, fmt.Errorf("%w: vTPM verifier returned no result", ErrQuote)
-	}
-	return a, nil
-}
+// VTPMVerifier (vtpm.go) verifies vTPM evidence against a VTPMPolicy.
 
 // attestQuote is what TDX and simulated quotes share once genuine: report
 // data binding, policy, and the runtime log against RTMR3.
