@@ -20,6 +20,7 @@ import (
 	"github.com/cocoon-appliance/cocoon/guest/attest"
 	"github.com/cocoon-appliance/cocoon/guest/attest/sim"
 	"github.com/cocoon-appliance/cocoon/guest/ratls"
+	"github.com/cocoon-appliance/cocoon/guest/receipt"
 	"github.com/cocoon-appliance/cocoon/measure/policy"
 )
 
@@ -101,7 +102,15 @@ func TestServeOverRATLS(t *testing.T) {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	r := w.Receipts().Pending(10)
+	// The gateway records after the response is flushed: the client may
+	// read it before the receipt is journalled. Wait for it (the bound is
+	// on a hang, not a timing assertion).
+	var r []receipt.Signed
+	for i := 0; i < 1000 && len(r) == 0; i++ {
+		if r = w.Receipts().Pending(10); len(r) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	if len(r) != 1 {
 		t.Fatalf("%d receipts, want 1", len(r))
 	}
