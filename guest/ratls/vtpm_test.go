@@ -11,19 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
+
 	"github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/cocoon-appliance/cocoon/guest/attest"
 	"github.com/cocoon-appliance/cocoon/guest/attest/vtpm"
@@ -383,55 +381,6 @@ func TestVTPMVerifierFunction(t *testing.T) {
 	}
 }
 
-// swtpmTransport starts swtpm (skipping the test when it is not installed)
-// on a fresh state directory, a new TPM with random seeds, and returns a
-// connection that carries raw TPM commands, as /dev/tpm0 does. The process
-// is stopped at cleanup. As guest/attest/vtpm's tests start it:
-// not-need-init and startup-clear make it ready without the control
-// channel's CMD_INIT.
-func swtpmTransport(t testing.TB) transport.TPM {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not installed")
-	}
-	sock := t.TempDir() // short path: unix socket names are limited to 108 bytes
-	srv := filepath.Join(sock, "srv")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "socket", "--tpm2",
-		"--tpmstate", "dir="+t.TempDir(),
-		"--server", "type=unixio,path="+srv,
-		"--ctrl", "type=unixio,path="+filepath.Join(sock, "ctrl"),
-		"--flags", "not-need-init,startup-clear")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var conn net.Conn
-	t.Cleanup(func() {
-		if conn != nil {
-			conn.Close()
-		}
-		cancel()
-		_ = cmd.Wait()
-	})
-	// Polling for the socket; the deadline is a safety net, not a clock
-	// the code under test reads.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if conn, err = net.Dial("unix", srv); err == nil {
-			return transport.FromReadWriter(conn)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %v; output: %s", srv, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // vtpmWorker is a worker on the development boot path with a live swtpm:
 // its firmware and EFI stub extended the events that measure/tpm predicts
 // for a kernel, command line and initrd (PCRs 4 and 9), its init measured
@@ -453,7 +402,7 @@ func newVTPMWorker(t testing.TB, pcrs []int) *vtpmWorker {
 	t.Helper()
 	dir := t.TempDir()
 	w := &vtpmWorker{key: testKey(0x50), runtimeLog: filepath.Join(dir, "runtime.log")}
-	tpmConn := swtpmTransport(t)
+	tpmConn := swtpmtest.Start(t, "").T
 	var err error
 	w.p, err = vtpm.New(tpmConn, vtpm.Options{PCRs: pcrs, RuntimeLogPath: w.runtimeLog, LogPath: filepath.Join(dir, "absent")})
 	if err != nil {

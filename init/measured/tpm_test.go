@@ -2,70 +2,26 @@ package measured
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"errors"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
 
 	"github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/cocoon-appliance/cocoon/measure/eventlog"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
 )
 
-// startSwtpm runs swtpm with its TPM command channel on a unix socket
-// (raw TPM 2.0 commands, as /dev/tpm0 speaks them) and returns a
-// connection to it. not-need-init: no CMD_INIT on the control channel;
-// startup-clear: swtpm sends TPM2_Startup(CLEAR) itself.
-func startSwtpm(t *testing.T) net.Conn {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not installed")
-	}
-	dir := t.TempDir()
-	srv := filepath.Join(dir, "srv")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "socket", "--tpm2",
-		"--tpmstate", "dir="+dir,
-		"--server", "type=unixio,path="+srv,
-		"--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl"),
-		"--flags", "not-need-init,startup-clear")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("unix", srv)
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %v; output: %s", srv, err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestSwtpm: the TPM implementation against a real TPM 2.0 (swtpm/libtpms):
 // PCR 15 after Measure equals measure/runtime's replay of the events.
 func TestSwtpm(t *testing.T) {
-	d := &TPM{T: transport.FromReadWriter(startSwtpm(t)), LogPath: filepath.Join(t.TempDir(), "absent")}
+	d := &TPM{T: swtpmtest.Start(t, "").T, LogPath: filepath.Join(t.TempDir(), "absent")}
 	before, err := d.Read()
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +105,7 @@ func TestRealTPM(t *testing.T) {
 // behind the log's back.
 func TestSwtpmCheck(t *testing.T) {
 	const logPath = "testdata/gce-cos101-vtpm.bin"
-	d := &TPM{T: transport.FromReadWriter(startSwtpm(t)), LogPath: logPath}
+	d := &TPM{T: swtpmtest.Start(t, "").T, LogPath: logPath}
 	raw, err := d.EventLog()
 	if err != nil {
 		t.Fatal(err)
