@@ -19,13 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
-
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/cocoon-appliance/cocoon/guest/attest"
 	"github.com/cocoon-appliance/cocoon/guest/attest/vtpm"
 	"github.com/cocoon-appliance/cocoon/init/measured"
+	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
 	"github.com/cocoon-appliance/cocoon/measure/tpm"
 )

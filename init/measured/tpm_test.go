@@ -10,10 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
-
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
 	"github.com/cocoon-appliance/cocoon/measure/eventlog"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
 )

@@ -19,13 +19,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
-
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/cocoon-appliance/cocoon/guest/attest"
 	"github.com/cocoon-appliance/cocoon/init/measured"
+	"github.com/cocoon-appliance/cocoon/internal/swtpmtest"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
 )
 
