@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -53,6 +54,9 @@ type Deps struct {
 }
 
 func (d *Deps) fill() {
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -148,7 +152,7 @@ func (w *Worker) open(ctx context.Context) (err error) {
 		deps.Logger.Warn("receipts journal had a torn tail from a crash; dropped it", "bytes", w.store.Truncated)
 	}
 	hashKey := make([]byte, 32)
-	if _, err := io.ReadFull(randOr(deps.Rand), hashKey); err != nil {
+	if _, err := io.ReadFull(deps.Rand, hashKey); err != nil {
 		return err
 	}
 	w.gw, err = gateway.New(gateway.Options{
@@ -204,13 +208,6 @@ func (w *Worker) openEngine() (engine.Engine, *gateway.Upstream, error) {
 	return e, nil, nil
 }
 
-func randOr(r io.Reader) io.Reader {
-	if r == nil {
-		return cryptoRand{}
-	}
-	return r
-}
-
 // renew makes a fresh certificate (a fresh quote over fresh claims).
 func (w *Worker) renew(ctx context.Context) error {
 	c, err := ratls.NewCertificate(ctx, w.provider, w.claims, w.key, w.deps.Now(), w.cfg.CertValidity())
@@ -263,11 +260,8 @@ func (w *Worker) Receipts() *receipt.Store { return w.store }
 // Handler is the RA-TLS side: the OpenAI API and /metrics.
 func (w *Worker) Handler() http.Handler { return w.gw }
 
-// HealthHandler is the plain side for the host: /healthz only (no
+// HealthHandler is the plain side for the host: GET /healthz only (no
 // prompts, no metrics with model names).
-func (w *Worker) HealthHandler() http.Handler { return HealthHandler() }
-
-// HealthHandler answers GET /healthz.
 func HealthHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {

@@ -82,18 +82,6 @@ type Static struct {
 	Expect map[string]string `json:"expect,omitempty"`
 }
 
-// ExpectKind is "pcr" or "rtmr", the kind of register Expect names ("" when
-// Expect is empty); Validate has checked that there is one kind.
-func (s Static) ExpectKind() string {
-	for k := range s.Expect {
-		if strings.HasPrefix(k, "rtmr") {
-			return "rtmr"
-		}
-		return "pcr"
-	}
-	return ""
-}
-
 // ExpectIndex parses an Expect key: ("pcr", 9) for "pcr9".
 func ExpectIndex(key string) (kind string, index int, ok bool) {
 	for _, k := range []struct {

@@ -168,8 +168,10 @@ func TestExpect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k := got.Static.ExpectKind(); k != tc.kind {
-				t.Errorf("ExpectKind = %q, want %q", k, tc.kind)
+			for key := range got.Static.Expect {
+				if k, _, ok := ExpectIndex(key); !ok || k != tc.kind {
+					t.Errorf("ExpectIndex(%q) = %q, %v; want %q", key, k, ok, tc.kind)
+				}
 			}
 			if len(tc.expect) > 0 && !bytes.Contains(static, []byte(`"expect":{`)) {
 				t.Errorf("measured bytes lack the expectations: %s", static)
