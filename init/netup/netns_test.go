@@ -20,12 +20,10 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// TestUpNetns runs Up with real netlink in a fresh network namespace that
-// holds lo and one end (eth0) of a veth pair; the other end stays in the
-// test's namespace. The netlink handle is bound to the namespace
-// (netlink.NewHandleAt), so no OS thread has to switch namespaces.
-// Deleting the namespace removes both veth ends.
-func TestUpNetns(t *testing.T) {
+// needIP skips the test unless it runs as root with iproute2's ip, and
+// returns ip's path and a runner that fails the test on an error.
+func needIP(t *testing.T) (string, func(args ...string)) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
@@ -33,12 +31,21 @@ func TestUpNetns(t *testing.T) {
 	if err != nil {
 		t.Skip("ip (iproute2) not installed")
 	}
-	ip := func(args ...string) {
+	return ipBin, func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(ipBin, args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+}
+
+// TestUpNetns runs Up with real netlink in a fresh network namespace that
+// holds lo and one end (eth0) of a veth pair; the other end stays in the
+// test's namespace. The netlink handle is bound to the namespace
+// (netlink.NewHandleAt), so no OS thread has to switch namespaces.
+// Deleting the namespace removes both veth ends.
+func TestUpNetns(t *testing.T) {
+	ipBin, ip := needIP(t)
 	ns := fmt.Sprintf("cocoon-netup-%d", os.Getpid())
 	peer := fmt.Sprintf("cnu%d", os.Getpid()%100000) // <= 15 bytes
 	addNetns(t, ipBin, ns)
@@ -110,19 +117,7 @@ func TestUpNetns(t *testing.T) {
 // the client's namespace by running the exchange on a thread switched into
 // it (inNetns); the netlink handle is bound to it (NewHandleAt).
 func TestDHCPNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
-	}
-	ipBin, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("ip (iproute2) not installed")
-	}
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(ipBin, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
+	ipBin, ip := needIP(t)
 	srvNS := fmt.Sprintf("cocoon-dhcpd-%d", os.Getpid())
 	cliNS := fmt.Sprintf("cocoon-dhcpc-%d", os.Getpid())
 	addNetns(t, ipBin, srvNS)
