@@ -9,14 +9,15 @@ BIN        := bin/cocoon
 OUT        ?= out/image
 FUZZTIME   ?= 30s
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_TOOLS  := cryptsetup-bin squashfs-tools cpio fdisk gdisk xz-utils osslsigncode sbsigntool pesign openssl qemu-system-x86 swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
+APT_TOOLS  := cryptsetup-bin squashfs-tools cpio fdisk gdisk xz-utils osslsigncode sbsigntool pesign openssl qemu-system-x86 swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 postgresql chromium
 export COCOON_CACHE ?= $(HOME)/.cache/cocoon
 
 .PHONY: setup build demo test e2e bench fuzz lint tools
 
 # Debian tools the tests cross-check our formats with.
 tools:
-	@missing=""; for t in veritysetup unsquashfs cpio sfdisk sgdisk xz osslsigncode sbverify pesign openssl qemu-system-x86_64 swtpm tpm2_checkquote; do command -v $$t >/dev/null || missing=1; done; \
+	@missing=""; for t in veritysetup unsquashfs cpio sfdisk sgdisk xz osslsigncode sbverify pesign openssl qemu-system-x86_64 swtpm tpm2_checkquote chromium; do command -v $$t >/dev/null || missing=1; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(APT_TOOLS)"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_TOOLS); \

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/cocoon-appliance/cocoon/internal/durable"
 )
 
 // Journal record framing: 4-byte little-endian payload length, 4-byte
@@ -225,7 +227,7 @@ func (s *Store) Ack(through uint64) error {
 	if through >= s.next {
 		return fmt.Errorf("%w: through %d, but the last receipt is %d", ErrAck, through, s.next-1)
 	}
-	if err := writeFileSync(s.dir, ackedName, []byte(strconv.FormatUint(through, 10)+"\n")); err != nil {
+	if err := durable.WriteFile(filepath.Join(s.dir, ackedName), []byte(strconv.FormatUint(through, 10)+"\n"), 0o600); err != nil {
 		return err
 	}
 	s.acked = through
@@ -259,33 +261,4 @@ func (s *Store) Close() error {
 	err := s.f.Close()
 	s.f = nil
 	return err
-}
-
-// writeFileSync replaces dir/name atomically and durably.
-func writeFileSync(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, name+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
