@@ -15,12 +15,6 @@ import (
 	"github.com/cocoon-appliance/cocoon/registry/market"
 )
 
-func (e *env) postReceipts(id string, batch []receipt.Signed) (int, []byte) {
-	e.t.Helper()
-	status, body, _ := e.do("POST", "/v1/workers/"+id+"/receipts", "application/json", mustJSON(e.t, ReceiptsRequest{Receipts: batch}))
-	return status, body
-}
-
 func TestReceipts(t *testing.T) {
 	e := newEnv(t)
 	e.register(fxWorker)
