@@ -30,13 +30,14 @@ setup: tools build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/cocoon
 
-# Until the whole network demo lands: build the image, print its summary and
-# the TDX measurements it will produce.
+# The whole network on this machine: build the image, start a registry
+# (SQLite + emulated TON ledger), boot the appliance under QEMU through the
+# host launcher, verify it as a client, chat through the client's proxy,
+# credit the receipt, pay out, print a summary. `bin/cocoon dev up --no-vm`
+# is the 10-second version (local worker, simulated TEE).
 demo: setup
-	$(BIN) image build --out $(OUT)
-	$(BIN) image show $(OUT)/manifest.json
-	@echo
-	$(BIN) measure tdx --image $(OUT)
+	@start=$$(date +%s); $(BIN) dev up --image $(OUT); rc=$$?; \
+	echo "make demo: wall time $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
 test: setup
 	$(GO) vet ./...
@@ -45,13 +46,17 @@ test: setup
 # Rebuild the image and compare it with its manifest, bit for bit; boot it
 # under QEMU: direct boot with network, then the negative boots (flipped
 # rootfs byte, wrong root hash, no config disk); OVMF + swtpm through
-# `cocoon host launch` (PCRs against the prediction, a tampered initrd).
-# Prints the wall time of the whole run.
+# `cocoon host launch` (PCRs against the prediction, a tampered initrd); the
+# whole network through `cocoon dev up`, step by step, with its hostile
+# cases; the dashboard in headless Chromium; the client proxy driven by the
+# `openai` npm package. Prints the wall time of the whole run.
 e2e: setup
 	@start=$$(date +%s); \
 	$(BIN) image build --out $(OUT) && \
 	$(BIN) image verify --manifest $(OUT)/manifest.json && \
-	COCOON_REQUIRE_INPUTS=1 $(GO) test -count=1 -v -run 'TestBootQEMU|TestE2E' ./init ./cmd/cocoon/cli; \
+	COCOON_REQUIRE_INPUTS=1 COCOON_E2E_VM=1 $(GO) test -count=1 -v -timeout 30m -run 'TestBootQEMU|TestE2E' ./init ./cmd/cocoon/cli && \
+	COCOON_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -v -run TestScreenshot ./registry/dashboard && \
+	COCOON_OPENAI_NPM=1 $(GO) test -count=1 -v -run TestOpenAINPM ./client; \
 	rc=$$?; echo "make e2e: wall time $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
 bench: setup

@@ -1,7 +1,9 @@
 // Package worker assembles the appliance's worker process: the attestation
 // provider, the RA-TLS certificate (renewed before it expires), the
 // inference gateway over the built-in engine or a loopback upstream, the
-// receipts journal, and the plain health endpoint the host may poll.
+// receipts journal, the plain health endpoint the host may poll, and, when
+// configured, its membership of a registry (registry.go: registration of
+// every certificate, heartbeats, receipt delivery).
 // cmd/cocoon-worker is its thin main.
 package worker
 
@@ -10,8 +12,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/cocoon-appliance/cocoon/registry/wire"
+
+	"github.com/xssnick/tonutils-go/address"
 
 	"github.com/cocoon-appliance/cocoon/internal/strictjson"
 )
@@ -37,21 +44,69 @@ var ErrConfig = errors.New("worker: invalid config")
 //	           "checkpoint": "/usr/share/cocoon/models/test/model.bin",
 //	           "tokenizer": "/usr/share/cocoon/models/test/tokenizer.bin"},
 //	 "receipts_dir": "/run/cocoon/receipts",
-//	 "max_in_flight": 8, "cert_validity_s": 3600}
+//	 "max_in_flight": 8, "cert_validity_s": 3600,
+//	 "sim_seed_file": "/run/cocoon/sim.seed",   // optional, simulator only
+//	 "registry": {                              // optional: join a registry
+//	   "url": "https://registry.example:8443",
+//	   "payout": "EQD4FPq-PRDieyQKkizFTRtSDyucUIqrj0v_zXJmqaDp6_0t",
+//	   "endpoint": "worker1.example:8443",      // what clients dial
+//	   "price": 1000000,                        // nanoton per 1M tokens
+//	   "min_payout": 0, "payout_every_s": 0,    // 0: the registry's defaults
+//	   "heartbeat_s": 0,                        // 0: what the registry asks (else 30)
+//	   "receipts_every_s": 0}}                  // 0: 10 s between receipt submissions
 //
 // "auto" attestation uses TDX, else the vTPM; only a guest whose measured
 // static config names the "dev" policy falls back to the simulator.
+//
+// sim_seed_file holds the simulator's 32-byte seed as 64 hex digits: with
+// it the simulator's root, which a registry pins (api.Server.SimRoot), is
+// the same at every start. It is read only when the provider is the
+// simulator, so it may stay in a config that also runs on hardware.
+//
+// With "registry" the worker registers its RA-TLS certificate, sends
+// heartbeats and delivers its receipts (Worker.Serve). The endpoint may be
+// left out only when listen names a host clients can dial (not ":8443",
+// not "0.0.0.0:8443"); the URL may carry a path but no user info, query or
+// fragment (it is logged).
 type Config struct {
-	Schema        string `json:"schema"`
-	WorkerID      string `json:"worker_id"`
-	Listen        string `json:"listen"`
-	HealthListen  string `json:"health_listen"`
-	Attestation   string `json:"attestation"`
-	StaticConfig  string `json:"static_config"`
-	Model         Model  `json:"model"`
-	ReceiptsDir   string `json:"receipts_dir"`
-	MaxInFlight   int    `json:"max_in_flight"`
-	CertValidityS int    `json:"cert_validity_s"`
+	Schema        string    `json:"schema"`
+	WorkerID      string    `json:"worker_id"`
+	Listen        string    `json:"listen"`
+	HealthListen  string    `json:"health_listen"`
+	Attestation   string    `json:"attestation"`
+	StaticConfig  string    `json:"static_config"`
+	Model         Model     `json:"model"`
+	ReceiptsDir   string    `json:"receipts_dir"`
+	MaxInFlight   int       `json:"max_in_flight"`
+	CertValidityS int       `json:"cert_validity_s"`
+	SimSeedFile   string    `json:"sim_seed_file,omitempty"`
+	Registry      *Registry `json:"registry,omitempty"`
+}
+
+// Registry is the registry the worker joins (registry/api), and what it
+// asks to be listed with.
+type Registry struct {
+	// URL is the registry's API base, http:// or https://.
+	URL string `json:"url"`
+	// Payout is the TON address earnings are paid to.
+	Payout string `json:"payout"`
+	// Endpoint is the host:port clients dial for the RA-TLS API; ""
+	// derives it from Config.Listen when that names a host.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Price is the asking price, nanoton per 1,000,000 tokens; it must be
+	// inside the registry's bounds for the model.
+	Price uint64 `json:"price"`
+	// MinPayout (nanoton) and PayoutEveryS (seconds) are the payout
+	// threshold and schedule; 0 takes the registry operator's defaults.
+	MinPayout    uint64 `json:"min_payout,omitempty"`
+	PayoutEveryS int64  `json:"payout_every_s,omitempty"`
+	// HeartbeatS is the heartbeat interval; 0 follows the registry's
+	// answer (30 s until it gave one).
+	HeartbeatS int `json:"heartbeat_s,omitempty"`
+	// ReceiptsEveryS is how long the receipt sender waits once everything
+	// journalled was sent (0: 10 s). Lower means earlier credit and more
+	// requests; the demo uses 1.
+	ReceiptsEveryS int `json:"receipts_every_s,omitempty"`
 }
 
 // Model is the one served model.
@@ -155,5 +210,71 @@ func (c *Config) Validate() error {
 	if m.ContextLength < 0 {
 		return bad("negative context_length")
 	}
+	if c.Registry != nil {
+		if err := c.Registry.validate(c.Listen); err != nil {
+			return fmt.Errorf("%w: registry.%v", ErrConfig, err)
+		}
+	}
 	return nil
+}
+
+// maxPayoutEveryS mirrors the registry's bound (a year and a day), so a
+// worker learns of a value it would refuse at startup, not at each retry.
+const maxPayoutEveryS = 366 * 24 * 3600
+
+func (r *Registry) validate(listen string) error {
+	u, err := url.Parse(r.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("url %q: want http(s)://HOST[:PORT][/PATH]", r.URL)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		// The URL is logged with every failed call: no credentials in it.
+		return fmt.Errorf("url %q: no user info, query or fragment", u.Redacted())
+	}
+	if _, err := address.ParseAddr(r.Payout); err != nil {
+		return fmt.Errorf("payout %q is not a TON address: %v", r.Payout, err)
+	}
+	if r.Endpoint != "" {
+		if err := wire.CheckEndpoint(r.Endpoint); err != nil {
+			return fmt.Errorf("endpoint %q: %v", r.Endpoint, err)
+		}
+	} else if dialable(listen) == "" {
+		return fmt.Errorf("endpoint is required: listen %q names no host clients can dial", listen)
+	}
+	switch {
+	case r.Price == 0:
+		return errors.New("price is required (nanoton per 1M tokens)")
+	case r.PayoutEveryS < 0 || r.PayoutEveryS > maxPayoutEveryS:
+		return fmt.Errorf("payout_every_s %d, want 0..%d", r.PayoutEveryS, maxPayoutEveryS)
+	case r.HeartbeatS < 0 || r.HeartbeatS > 3600:
+		return fmt.Errorf("heartbeat_s %d, want 0..3600", r.HeartbeatS)
+	case r.ReceiptsEveryS < 0 || r.ReceiptsEveryS > 3600:
+		return fmt.Errorf("receipts_every_s %d, want 0..3600", r.ReceiptsEveryS)
+	}
+	return nil
+}
+
+// dialable is listen when clients could dial it: it names a host, and not
+// the unspecified address (which means every interface, not one).
+func dialable(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return ""
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+		return ""
+	}
+	if wire.CheckEndpoint(listen) != nil {
+		return ""
+	}
+	return listen
+}
+
+// Endpoint is what the worker registers clients to dial: the registry
+// section's endpoint, else listen when it names a host.
+func (c *Config) Endpoint() string {
+	if c.Registry != nil && c.Registry.Endpoint != "" {
+		return c.Registry.Endpoint
+	}
+	return dialable(c.Listen)
 }

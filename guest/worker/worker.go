@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/cocoon-appliance/cocoon/guest/receipt"
 	initconfig "github.com/cocoon-appliance/cocoon/init/config"
 	"github.com/cocoon-appliance/cocoon/measure/runtime"
+	"github.com/cocoon-appliance/cocoon/registry/wire"
 )
 
 // Version is the worker's version, in /healthz.
@@ -49,8 +51,12 @@ type Deps struct {
 	After  func(time.Duration) <-chan time.Time // nil: time.After
 	Logger *slog.Logger                         // nil: slog.Default()
 	// Open opens the attestation provider of a kind ("tdx", "vtpm",
-	// "sim"); nil opens the real ones.
+	// "sim"); nil opens the real ones (the simulator seeded from
+	// Config.SimSeedFile when set).
 	Open func(kind string) (attest.Provider, error)
+	// HTTP calls the registry; nil: a client with a 30 s timeout, so a
+	// registry that hangs delays a heartbeat, never stops them.
+	HTTP *http.Client
 }
 
 func (d *Deps) fill() {
@@ -66,21 +72,44 @@ func (d *Deps) fill() {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	if d.Open == nil {
-		d.Open = openProvider
+	if d.HTTP == nil {
+		d.HTTP = &http.Client{Timeout: 30 * time.Second}
 	}
 }
 
-func openProvider(kind string) (attest.Provider, error) {
+// openReal opens the real provider of a kind.
+func (w *Worker) openReal(kind string) (attest.Provider, error) {
 	switch kind {
 	case "tdx":
 		return tdx.Open()
 	case "vtpm":
 		return vtpm.Open(vtpm.Options{})
 	case "sim":
-		return sim.New(sim.Options{})
+		var seed []byte
+		if f := w.cfg.SimSeedFile; f != "" {
+			var err error
+			if seed, err = readSeed(f); err != nil {
+				return nil, err
+			}
+		}
+		return sim.New(sim.Options{Seed: seed})
 	}
 	return nil, fmt.Errorf("%w: unknown kind %q", ErrNoAttestation, kind)
+}
+
+// readSeed reads a simulator seed file: 64 hex digits, surrounding white
+// space allowed. The seed is a (test) signing secret: errors never quote
+// the file's content.
+func readSeed(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sim_seed_file: %w", ErrConfig, err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != sim.SeedSize {
+		return nil, fmt.Errorf("%w: sim_seed_file %s: want %d hex digits", ErrConfig, path, 2*sim.SeedSize)
+	}
+	return seed, nil
 }
 
 // Worker is the assembled worker.
@@ -97,13 +126,24 @@ type Worker struct {
 
 	mu   sync.Mutex
 	cert *tls.Certificate
+
+	// certChanged is signalled (never blocking) at each new certificate,
+	// for the registry loop to register it.
+	certChanged chan struct{}
+	// registered is closed at the first successful registration.
+	registered     chan struct{}
+	registeredOnce sync.Once
+	beats          beatStats
 }
 
 // New opens the provider, makes the key and first certificate, opens the
 // engine and the receipts journal, and builds the gateway.
 func New(ctx context.Context, cfg *Config, deps Deps) (*Worker, error) {
 	deps.fill()
-	w := &Worker{cfg: cfg, deps: deps}
+	w := &Worker{cfg: cfg, deps: deps, certChanged: make(chan struct{}, 1), registered: make(chan struct{})}
+	if w.deps.Open == nil {
+		w.deps.Open = w.openReal
+	}
 	if err := w.open(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -157,7 +197,7 @@ func (w *Worker) open(ctx context.Context) (err error) {
 	}
 	w.gw, err = gateway.New(gateway.Options{
 		Engine: eng, Upstream: up, Recorder: gateway.RecorderFunc(w.record), HashKey: hashKey,
-		Rand: deps.Rand, Logger: deps.Logger, MaxInFlight: cfg.MaxInFlight,
+		Clock: nowFunc(deps.Now), Rand: deps.Rand, Logger: deps.Logger, MaxInFlight: cfg.MaxInFlight,
 	})
 	if err != nil {
 		return err
@@ -217,6 +257,10 @@ func (w *Worker) renew(ctx context.Context) error {
 	w.mu.Lock()
 	w.cert = &c
 	w.mu.Unlock()
+	select {
+	case w.certChanged <- struct{}{}:
+	default: // one is pending already: the loop reads the newest cert
+	}
 	return nil
 }
 
@@ -233,10 +277,19 @@ func (w *Worker) Kind() string { return w.kind }
 // PublicKey is the worker key: the RA-TLS certificate's and the receipts'.
 func (w *Worker) PublicKey() ed25519.PublicKey { return w.key.Public().(ed25519.PublicKey) }
 
+// ID is the worker's ID in a registry (wire.WorkerID): the hex SHA-256 of
+// its public key. A new process has a new key, hence a new ID.
+func (w *Worker) ID() string { return wire.WorkerID(w.PublicKey()) }
+
+// Registered is closed once the registry first accepted the worker; it is
+// never closed without a registry section.
+func (w *Worker) Registered() <-chan struct{} { return w.registered }
+
 // record turns a gateway record into a signed, journalled receipt. Only
 // successful, accounted requests are receipts: a worker is paid for tokens
 // its engine counted, never for estimates.
 func (w *Worker) record(r gateway.Record) {
+	w.beats.add(r)
 	if r.Status != http.StatusOK || r.Unaccounted || r.Model == "" {
 		return
 	}
@@ -281,11 +334,24 @@ func (w *Worker) TLSConfig() *tls.Config {
 }
 
 // Serve serves the OpenAI API over RA-TLS on ln and renews the
-// certificate at half its validity, until ctx ends.
+// certificate at half its validity, until ctx ends. With a registry
+// section it also joins the registry (join): registration of every
+// certificate, heartbeats and receipt delivery. Whatever the registry
+// answers, Serve goes on serving; it returns once in-flight requests are
+// drained (at most 5 s) and, after a registration, the receipts flushed
+// once (at most 5 s).
 func (w *Worker) Serve(ctx context.Context, ln net.Listener) error {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	srv := &http.Server{Handler: w.Handler(), TLSConfig: w.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(w.deps.Logger.Handler(), slog.LevelWarn)}
-	go func() {
+	// drained is closed once the server has stopped and its requests
+	// ended: their receipts are journalled, and the final flush takes them.
+	drained := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(drained)
 		for {
 			select {
 			case <-ctx.Done():
@@ -299,10 +365,15 @@ func (w *Worker) Serve(ctx context.Context, ln net.Listener) error {
 				}
 			}
 		}
-	}()
+	})
+	if w.cfg.Registry != nil {
+		wg.Go(func() { w.join(ctx, drained) })
+	}
 	err := srv.ServeTLS(ln, "", "")
+	cancel()
+	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
-		return ctx.Err()
+		return parent.Err()
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -206,6 +207,21 @@ type SwitchRoot struct {
 func (r SwitchRoot) String() string                        { return "switch_root " + r.NewRoot }
 func (r SwitchRoot) Run(_ context.Context, _ *State) error { return mount.SwitchRoot(r.Sys, r.NewRoot) }
 
+// workerArgs are the runtime config's worker args, with -registry URL
+// added when the config names a registry and the args do not already
+// (cmd/cocoon-worker: the flag creates or overrides the worker config's
+// registry section).
+func workerArgs(rt config.Runtime) []string {
+	args := slices.Clip(rt.WorkerArgs) // appending must not write into the config
+	if rt.RegistryURL == "" || slices.ContainsFunc(args, func(a string) bool {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		return strings.HasPrefix(a, "-") && name == "registry"
+	}) {
+		return args
+	}
+	return append(args, "-registry", rt.RegistryURL)
+}
+
 // Worker starts the supervisor in the background with the config's worker
 // args and returns once the first start attempt is made; a first start that
 // fails fails the boot.
@@ -216,7 +232,7 @@ type Worker struct {
 func (w Worker) String() string { return "start " + w.Sup.Path }
 func (w Worker) Run(ctx context.Context, s *State) error {
 	if s.Config != nil {
-		w.Sup.Args = s.Config.Runtime.WorkerArgs
+		w.Sup.Args = workerArgs(s.Config.Runtime)
 	}
 	first := make(chan error, 1)
 	prev := w.Sup.Started

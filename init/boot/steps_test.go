@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,12 +158,50 @@ func TestConfigMissingDisk(t *testing.T) {
 }
 
 func TestWorkerStep(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	clk := &fakeClock{now: time.Unix(0, 0), stopAt: 1, cancel: cancel} // the supervisor stops at its first sleep
+	// The supervisor parks at its first sleep. Cancelling Run's context
+	// there instead would race the first start's report in Run's select.
+	clk := &fakeClock{now: time.Unix(0, 0), stopAt: 1, cancel: func() {}}
 	r := &fakeRunner{clk: clk, fails: map[int]error{1: errors.New("ENOENT")}}
 	w := Worker{Sup: &Supervisor{Path: "/usr/bin/cocoon-worker", Runner: r, Clock: clk, Console: io.Discard}}
-	if err := w.Run(ctx, &State{}); err == nil || err.Error() != "ENOENT" {
+	if err := w.Run(context.Background(), &State{}); err == nil || err.Error() != "ENOENT" {
 		t.Errorf("first start failing: err = %v, want ENOENT", err)
+	}
+}
+
+// The runtime config's registry reaches the worker as -registry, unless
+// its worker_args already say which.
+func TestWorkerArgsRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rt   config.Runtime
+		want []string
+	}{
+		{"no registry", config.Runtime{WorkerArgs: []string{"-listen", ":9"}}, []string{"-listen", ":9"}},
+		{"registry added", config.Runtime{WorkerArgs: []string{"-listen", ":9"}, RegistryURL: "https://r.example"},
+			[]string{"-listen", ":9", "-registry", "https://r.example"}},
+		{"no args", config.Runtime{RegistryURL: "https://r.example"}, []string{"-registry", "https://r.example"}},
+		{"args name one", config.Runtime{WorkerArgs: []string{"-registry", "http://10.0.0.1"}, RegistryURL: "https://r.example"},
+			[]string{"-registry", "http://10.0.0.1"}},
+		{"args name one with =", config.Runtime{WorkerArgs: []string{"--registry=http://10.0.0.1"}, RegistryURL: "https://r.example"},
+			[]string{"--registry=http://10.0.0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The supervisor parks at its first sleep; Run returns at the
+			// first start.
+			clk := &fakeClock{now: time.Unix(0, 0), stopAt: 1, cancel: func() {}}
+			r := &fakeRunner{clk: clk}
+			cfg := &config.Config{Runtime: tc.rt}
+			before := slices.Clone(tc.rt.WorkerArgs)
+			w := Worker{Sup: &Supervisor{Path: "/usr/bin/cocoon-worker", Runner: r, Clock: clk, Console: io.Discard}}
+			if err := w.Run(context.Background(), &State{Config: cfg}); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.args) == 0 || !slices.Equal(r.args[0], tc.want) {
+				t.Errorf("worker started with %q, want %q", r.args, tc.want)
+			}
+			if !slices.Equal(cfg.Runtime.WorkerArgs, before) {
+				t.Errorf("the config's worker_args changed to %q", cfg.Runtime.WorkerArgs)
+			}
+		})
 	}
 }

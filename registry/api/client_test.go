@@ -3,9 +3,6 @@ package api
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 )
 
@@ -23,21 +20,5 @@ func TestClientRegisterTLS(t *testing.T) {
 	}
 	if _, err := e.cl.RegisterTLS(ctx, tls.Certificate{}, Registration{}); err == nil {
 		t.Fatal("a certificate without an Ed25519 key was accepted")
-	}
-}
-
-// An answer that is not ours (a proxy's page) still comes back as *Error.
-func TestClientForeignError(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "bad gateway", http.StatusBadGateway)
-	}))
-	defer ts.Close()
-	_, err := (&Client{BaseURL: ts.URL + "/"}).Prices(context.Background())
-	var ae *Error
-	if !errors.As(err, &ae) || ae.Status != http.StatusBadGateway || ae.Code != "" || ae.Message != "bad gateway" {
-		t.Fatalf("%#v", err)
-	}
-	if errors.Is(err, ErrInternal) {
-		t.Fatal("502 matched the 500 sentinel")
 	}
 }

@@ -1,6 +1,9 @@
-// Package api is the registry's HTTP API (/v1), its Go client, and the
-// mount point of the operator's dashboard. openapi.yaml in this directory
-// documents every endpoint; a test keeps it in step with the routes.
+// Package api is the registry's HTTP API (/v1) and the mount point of the
+// operator's dashboard. openapi.yaml in this directory documents every
+// endpoint; a test keeps it in step with the routes. The wire format and
+// the Go client are registry/wire, re-exported here (api.Client is
+// wire.Client); programs that only call a registry import wire, which does
+// not link the store.
 //
 //	POST   /v1/workers                    register, or renew a certificate (signed)
 //	GET    /v1/workers[?model=M]          every worker with certificate and evidence

@@ -39,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			if r, ok := v.(*RegisterRequest); ok {
-				r.Registration.validate() // must not panic
+				validateRegistration(&r.Registration) // must not panic
 			}
 			enc, err := json.Marshal(v)
 			if err != nil {

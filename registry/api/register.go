@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cocoon-appliance/cocoon/registry/wire"
 
 	"github.com/cocoon-appliance/cocoon/guest/ratls"
 	"github.com/cocoon-appliance/cocoon/registry/store"
@@ -20,7 +20,6 @@ import (
 const (
 	MaxModels      = 64
 	maxModelName   = 256 // as guest/receipt allows
-	maxEndpoint    = 261 // a 255-byte host name, ':' and a port
 	maxPayoutEvery = 366 * 24 * time.Hour
 )
 
@@ -50,7 +49,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 // its signature: everything but the attestation and the worker's record.
 func (s *Server) admit(r *http.Request, req *RegisterRequest, now time.Time) error {
 	reg := &req.Registration
-	if err := reg.validate(); err != nil {
+	if err := validateRegistration(reg); err != nil {
 		return err
 	}
 	if err := checkFresh(reg.At, now); err != nil {
@@ -136,8 +135,8 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, reg *Registratio
 	return nil
 }
 
-// validate checks a registration's syntax.
-func (reg *Registration) validate() error {
+// validateRegistration checks a registration's syntax.
+func validateRegistration(reg *Registration) error {
 	bad := func(code, f string, a ...any) error { return fail(http.StatusBadRequest, code, nil, f, a...) }
 	switch {
 	case len(reg.Certificate) == 0:
@@ -152,7 +151,7 @@ func (reg *Registration) validate() error {
 	if _, err := address.ParseAddr(reg.Payout); err != nil {
 		return bad(CodeBadRequest, "payout %q is not a TON address: %v", truncate(reg.Payout, 80), err)
 	}
-	if err := checkEndpoint(reg.Endpoint); err != nil {
+	if err := wire.CheckEndpoint(reg.Endpoint); err != nil {
 		return bad(CodeBadRequest, "endpoint %q: %v", truncate(reg.Endpoint, 80), err)
 	}
 	if len(reg.Models) == 0 || len(reg.Models) > MaxModels {
@@ -167,24 +166,6 @@ func (reg *Registration) validate() error {
 			return bad(CodeBadModel, "model %q listed twice", m)
 		}
 		seen[m] = true
-	}
-	return nil
-}
-
-// checkEndpoint wants host:port with a port in 1..65535.
-func checkEndpoint(ep string) error {
-	if len(ep) > maxEndpoint {
-		return fmt.Errorf("longer than %d bytes", maxEndpoint)
-	}
-	host, port, err := net.SplitHostPort(ep)
-	if err != nil {
-		return err
-	}
-	if host == "" {
-		return errors.New("no host")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("port %q, want 1..65535", port)
 	}
 	return nil
 }

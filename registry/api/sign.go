@@ -4,57 +4,12 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/cocoon-appliance/cocoon/registry/wire"
 )
-
-// Signature domains: the worker's key also signs its RA-TLS certificate
-// and its receipts, so each kind of message gets a prefix no other can
-// start with.
-const (
-	RegisterDomain  = "cocoon-register/v1\x00"
-	HeartbeatDomain = "cocoon-heartbeat/v1\x00"
-)
-
-// MaxClockSkew is how far a signed request's "at" may be from the
-// registry's clock, either way: it bounds how long a captured request
-// can be replayed.
-const MaxClockSkew = 2 * time.Minute
-
-// WorkerID is a worker's ID: hex SHA-256 of its Ed25519 public key.
-func WorkerID(pub ed25519.PublicKey) string {
-	h := sha256.Sum256(pub)
-	return hex.EncodeToString(h[:])
-}
-
-// signedMessage is domain || JSON(v), what a worker signs.
-func signedMessage(domain string, v any) ([]byte, error) {
-	j, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(domain), j...), nil
-}
-
-// SignRegistration signs reg with the worker's key.
-func SignRegistration(reg Registration, key ed25519.PrivateKey) (RegisterRequest, error) {
-	m, err := signedMessage(RegisterDomain, reg)
-	if err != nil {
-		return RegisterRequest{}, err
-	}
-	return RegisterRequest{Registration: reg, Sig: hex.EncodeToString(ed25519.Sign(key, m))}, nil
-}
-
-// SignHeartbeat signs hb with the worker's key.
-func SignHeartbeat(hb Heartbeat, key ed25519.PrivateKey) (HeartbeatRequest, error) {
-	m, err := signedMessage(HeartbeatDomain, hb)
-	if err != nil {
-		return HeartbeatRequest{}, err
-	}
-	return HeartbeatRequest{Heartbeat: hb, Sig: hex.EncodeToString(ed25519.Sign(key, m))}, nil
-}
 
 // verifySig checks sig (hex) over domain || JSON(v) by pub.
 func verifySig(pub ed25519.PublicKey, domain string, v any, sig string) error {
@@ -62,7 +17,7 @@ func verifySig(pub ed25519.PublicKey, domain string, v any, sig string) error {
 	if err != nil || len(raw) != ed25519.SignatureSize {
 		return fail(http.StatusBadRequest, CodeBadSignature, nil, "sig is not %d bytes of hex", ed25519.SignatureSize)
 	}
-	m, err := signedMessage(domain, v)
+	m, err := wire.SignedMessage(domain, v)
 	if err != nil {
 		return fail(http.StatusBadRequest, CodeBadRequest, err, "cannot encode the signed message: %v", err)
 	}

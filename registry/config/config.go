@@ -26,7 +26,9 @@
 //     characters). Without it the admin API is disabled: never open by default.
 //   - policy: a measure/policy file ("cocoon-policy/v1") used as the template
 //     for TDX and simulated evidence; its image hashes are replaced by the
-//     allowlist kept in the store. Required.
+//     allowlist kept in the store. Required unless vtpm_policy is given
+//     (a registry of vTPM workers only, which refuses TDX and simulated
+//     evidence).
 //   - simulator_root: PEM of the TDX simulator's root certificate; simulated
 //     evidence is refused without it, and with it still needs the policy's
 //     allow_simulated. Development only.
@@ -179,8 +181,8 @@ func Parse(r io.Reader, dir string) (*Config, error) {
 	} else if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		return nil, bad("store %q: want sqlite:PATH or postgres://...", redact(c.Store))
 	}
-	if c.Policy == "" {
-		return nil, bad("policy: required (a cocoon-policy/v1 file)")
+	if c.Policy == "" && c.VTPMPolicy == "" {
+		return nil, bad("policy: required (a cocoon-policy/v1 file), unless vtpm_policy admits the workers")
 	}
 	for _, p := range []*string{&c.AdminTokenFile, &c.Policy, &c.SimulatorRoot, &c.VTPMPolicy, &c.Chain.State, &c.Chain.GlobalConfig, &c.Wallet.KeyFile} {
 		if *p != "" {

@@ -43,6 +43,18 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// A registry of vTPM workers only needs no TDX policy template.
+func TestParseVTPMOnly(t *testing.T) {
+	in := strings.Replace(good, `"policy.json"`, `"", "vtpm_policy": "vtpm.json"`, 1)
+	c, err := Parse(strings.NewReader(in), "/etc/reg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy != "" || c.VTPMPolicy != "/etc/reg/vtpm.json" {
+		t.Fatalf("policy %q vtpm %q", c.Policy, c.VTPMPolicy)
+	}
+}
+
 func TestParseBad(t *testing.T) {
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"schema", `"cocoon-registry/v1"`, `"cocoon-registry/v2"`, "schema"},

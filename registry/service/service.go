@@ -7,6 +7,7 @@ package service
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -58,15 +59,20 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Service, err er
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
 	s := &Service{Config: cfg, log: o.Log}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	pol, err := policy.Load(cfg.Policy)
-	if err != nil {
-		return nil, fmt.Errorf("registry: policy: %w", err)
+	var pol *policy.Policy
+	if cfg.Policy != "" {
+		if pol, err = policy.Load(cfg.Policy); err != nil {
+			return nil, fmt.Errorf("registry: policy: %w", err)
+		}
 	}
 	token, err := cfg.AdminToken()
 	if err != nil {

@@ -36,6 +36,9 @@ func (c *Context) commands() []command {
 		{"image", "build, fetch and verify the appliance image", c.image},
 		{"measure", "predict TDX/vTPM measurements, check quotes", c.measure},
 		{"host", "launch the appliance on this host; check the host; list GPUs", c.host},
+		{"registry", "run a registry; allowlist images; payouts", c.registry},
+		{"client", "list verified workers; chat; a local OpenAI-compatible proxy", c.client},
+		{"dev", "the whole network on this machine (dev up)", c.dev},
 		{"version", "print the version", func(context.Context, *Context, []string) error {
 			fmt.Fprintln(c.Stdout, "cocoon", Version)
 			return nil

@@ -1,4 +1,4 @@
-package api
+package wire
 
 import (
 	"bytes"
@@ -247,4 +247,12 @@ func (c *Client) Payouts(ctx context.Context, limit int) ([]Batch, error) {
 func (c *Client) RunPayouts(ctx context.Context) (json.RawMessage, error) {
 	var out RunResponse
 	return out.Result, c.do(ctx, http.MethodPost, "/v1/admin/payouts/run", nil, &out)
+}
+
+// truncate shortens a foreign answer quoted in an error.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
