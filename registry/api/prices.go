@@ -13,20 +13,31 @@ const defaultPriceTTL = 10 * time.Second
 
 // priceCache holds the last computed market: computing it sums the
 // demand window's receipts, too much to do for every receipt batch.
+//
+// When the cached market has expired, the request that notices computes
+// the next one; requests arriving meanwhile use the expired one rather than
+// queue behind the sum (which grows with the receipts table), so receipt
+// intake never waits for it. After invalidate (an operator changed a
+// price) nobody uses the old market: they wait for the new one.
 type priceCache struct {
-	mu     sync.Mutex
-	at     time.Time
-	valid  bool
-	prices map[string]PriceInfo
+	mu         sync.Mutex
+	at         time.Time
+	valid      bool
+	gen        uint64 // bumped by invalidate: a computation begun before it is not kept
+	refreshing bool
+	prices     map[string]PriceInfo
+	compute    sync.Mutex // one computation at a time
 }
 
 func (c *priceCache) invalidate() {
 	c.mu.Lock()
 	c.valid = false
+	c.gen++
 	c.mu.Unlock()
 }
 
-// market returns every priced model's market at now, at most PriceTTL old.
+// market returns every priced model's market at now, at most PriceTTL old
+// (or, while another request computes the next one, the expired one).
 // The returned map is shared: read only.
 func (s *Server) market(ctx context.Context, now time.Time) (map[string]PriceInfo, error) {
 	ttl := s.PriceTTL
@@ -34,16 +45,45 @@ func (s *Server) market(ctx context.Context, now time.Time) (map[string]PriceInf
 		ttl = defaultPriceTTL
 	}
 	c := &s.prices
+	fresh := func() bool { return c.valid && ttl > 0 && !now.Before(c.at) && now.Sub(c.at) < ttl }
 	c.mu.Lock()
-	defer c.mu.Unlock() // one computation at a time; the others wait for it
-	if c.valid && ttl > 0 && !now.Before(c.at) && now.Sub(c.at) < ttl {
-		return c.prices, nil
+	switch {
+	case fresh():
+		m := c.prices
+		c.mu.Unlock()
+		return m, nil
+	case c.valid && c.refreshing:
+		m := c.prices
+		c.mu.Unlock()
+		return m, nil
 	}
+	c.refreshing = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.refreshing = false
+		c.mu.Unlock()
+	}()
+
+	c.compute.Lock()
+	defer c.compute.Unlock()
+	c.mu.Lock()
+	if fresh() { // computed while this request waited
+		m := c.prices
+		c.mu.Unlock()
+		return m, nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
 	m, err := s.computeMarket(ctx, now)
 	if err != nil {
 		return nil, err
 	}
-	c.prices, c.at, c.valid = m, now, true
+	c.mu.Lock()
+	if c.gen == gen {
+		c.prices, c.at, c.valid = m, now, true
+	}
+	c.mu.Unlock()
 	return m, nil
 }
 

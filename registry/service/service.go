@@ -71,7 +71,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Service, err er
 	var pol *policy.Policy
 	if cfg.Policy != "" {
 		if pol, err = policy.Load(cfg.Policy); err != nil {
-			return nil, fmt.Errorf("registry: policy: %w", err)
+			return nil, fmt.Errorf("%w: %w", config.ErrConfig, err)
 		}
 	}
 	token, err := cfg.AdminToken()

@@ -70,6 +70,7 @@ type devNet struct {
 	simHash  [32]byte
 	simMeas  map[string]string
 	regURL   string
+	proxyURL string
 	svc      *service.Service
 	admin    *api.Client
 	token    string
@@ -94,6 +95,7 @@ func (c *Context) devUp(ctx context.Context, _ *Context, args []string) error {
 	image := fs.String("image", "out/image", "image directory to build into and boot (VM path)")
 	prompt := fs.String("prompt", "Once upon a time", "what the client asks the worker")
 	maxTokens := fs.Int("max-tokens", 48, "most tokens in the answer")
+	keep := fs.Bool("keep", false, "after the summary, keep the network running (registry, dashboard, worker, proxy) until interrupted")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -123,7 +125,28 @@ func (c *Context) devUp(ctx context.Context, _ *Context, args []string) error {
 	if err := d.run(ctx, *prompt, *maxTokens); err != nil {
 		return fmt.Errorf("dev up: %w (logs in %s)", err, d.dir)
 	}
+	if *keep {
+		d.keep(ctx)
+	}
 	return nil
+}
+
+// keep prints how to use the running network and waits for ctx.
+func (d *devNet) keep(ctx context.Context) {
+	rd := filepath.Join(d.dir, "registry")
+	pol := "--vtpm-policy " + filepath.Join(rd, "vtpm-policy.json")
+	if d.noVM {
+		pol = "--policy " + filepath.Join(rd, "policy.json") + " --sim-root " + filepath.Join(rd, "sim-root.pem")
+	}
+	fmt.Fprintf(d.c.Stdout, `
+The network keeps running; Ctrl-C stops it.
+  dashboard        %[1]s/
+  OpenAI endpoint  export OPENAI_BASE_URL=%[2]s OPENAI_API_KEY=unused
+  workers          cocoon client workers --registry %[1]s %[3]s
+  chat             cocoon client chat --registry %[1]s %[3]s "your prompt"
+  payouts          cocoon registry payouts --registry %[1]s --token-file %[4]s [--run]
+`, d.regURL, d.proxyURL, pol, filepath.Join(rd, "admin.token"))
+	<-ctx.Done()
 }
 
 // step prints one progress line with the time since the start.
@@ -608,6 +631,7 @@ func (d *devNet) chat(ctx context.Context, cl *client.Client, prompt string, max
 	go srv.Serve(ln)
 	d.closers = append(d.closers, func() { srv.Close() })
 	base := "http://" + ln.Addr().String() + "/v1"
+	d.proxyURL = base
 	d.step("client proxy (OpenAI-compatible, attestation + RA-TLS on your behalf) on %s", base)
 	body, _ := json.Marshal(map[string]any{
 		"model": devModel, "messages": []map[string]string{{"role": "user", "content": prompt}},
