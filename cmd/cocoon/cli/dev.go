@@ -71,6 +71,7 @@ type devNet struct {
 	simMeas  map[string]string
 	regURL   string
 	proxyURL string
+	vmDone   chan struct{} // closed when the launcher returns (VM path)
 	svc      *service.Service
 	admin    *api.Client
 	token    string
@@ -90,7 +91,7 @@ type devNet struct {
 
 func (c *Context) devUp(ctx context.Context, _ *Context, args []string) error {
 	fs := c.flags("cocoon dev up [--no-vm] [--dir DIR] [--image DIR] [--prompt TEXT]", "")
-	noVM := fs.Bool("no-vm", false, "run the worker as a local process with the simulated TEE (no image, no QEMU): the 10-second version")
+	noVM := fs.Bool("no-vm", false, "run the worker inside this process with the simulated TEE (no image, no QEMU): the short version")
 	dir := fs.String("dir", "", "working directory for the registry, ledger, keys and logs (default: a new one under the cache, kept)")
 	image := fs.String("image", "out/image", "image directory to build into and boot (VM path)")
 	prompt := fs.String("prompt", "Once upon a time", "what the client asks the worker")
@@ -499,7 +500,10 @@ func (d *devNet) bootWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hostCfg := map[string]any{"schema": "cocoon-host/v1", "profile": "dev", "image": img, "cpus": 2, "memory_mib": devMemoryMiB,
+	// One vCPU: under TCG a second one saves little here, and SMP guests
+	// have been seen to panic in the kernel's live code patching (int3
+	// oops in sched_clock_cpu) under multi-threaded TCG.
+	hostCfg := map[string]any{"schema": "cocoon-host/v1", "profile": "dev", "image": img, "cpus": 1, "memory_mib": devMemoryMiB,
 		"restart":  map[string]any{"max": 0},
 		"forwards": []map[string]any{{"host": endpoint, "guest_port": 8443}}, "guest": guest}
 	cfgPath := filepath.Join(d.dir, "host.json")
@@ -515,7 +519,8 @@ func (d *devNet) bootWorker(ctx context.Context) error {
 	sub := &Context{Stdin: strings.NewReader(""), Stdout: io.MultiWriter(console, pw), Stderr: console,
 		Args: []string{"host", "launch", "--state", filepath.Join(d.dir, "host-state"), cfgPath}}
 	done := make(chan int, 1)
-	go func() { done <- sub.Execute(lctx); pw.Close() }()
+	d.vmDone = make(chan struct{})
+	go func() { done <- sub.Execute(lctx); pw.Close(); close(d.vmDone) }()
 	d.closers = append(d.closers, func() { stop(); <-done; console.Close() })
 	d.step("booting the appliance under QEMU (dev profile: TCG, OVMF, swtpm; worker RA-TLS forwarded to %s)", endpoint)
 	// Milestones of the console, as they come. The launcher prints the
@@ -569,6 +574,8 @@ func (d *devNet) waitRegistered(ctx context.Context) error {
 		select {
 		case <-wctx.Done():
 			return fmt.Errorf("the worker did not register within %s (see dev.log / console.log)", limit)
+		case <-d.vmDone: // nil on the no-VM path: never ready
+			return errors.New("the appliance stopped before its worker registered (see console.log)")
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
