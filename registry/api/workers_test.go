@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,6 +200,84 @@ func TestStatus(t *testing.T) {
 		w := &store.Worker{RegisteredAt: reg, CertExpires: exp, Stats: store.Stats{LastSeen: c.seen}}
 		if got := Status(w, c.now, p); got != c.want {
 			t.Errorf("now %v, seen %v: %s, want %s", c.now.Sub(t0), c.seen, got, c.want)
+		}
+	}
+}
+
+// gatedStore blocks Usage (the expensive sum behind the market) while a
+// gate is set, and says when a computation has entered it.
+type gatedStore struct {
+	store.Store
+	mu      sync.Mutex
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedStore) Usage(ctx context.Context, model string, since time.Time) (int64, error) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		g.entered <- struct{}{}
+		<-gate
+	}
+	return g.Store.Usage(ctx, model, since)
+}
+
+// While one request recomputes an expired market, others get the expired
+// one at once instead of queueing behind the sum; after an invalidation
+// (a price change) nobody gets the old market.
+func TestPriceCacheServesExpiredWhileRecomputing(t *testing.T) {
+	var g *gatedStore
+	e := newEnv(t, func(s *Server) {
+		g = &gatedStore{Store: s.Store, entered: make(chan struct{}, 16)}
+		s.Store, s.PriceTTL = g, time.Minute
+	})
+	ctx := context.Background()
+	first, err := e.srv.market(ctx, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(time.Minute)
+	now := e.clock.Now()
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+
+	type answer struct {
+		m   map[string]PriceInfo
+		err error
+	}
+	ask := func() <-chan answer {
+		ch := make(chan answer, 1)
+		go func() { m, err := e.srv.market(ctx, now); ch <- answer{m, err} }()
+		return ch
+	}
+	refresher := ask()
+	<-g.entered // the refresh is inside the sum
+	select {
+	case a := <-ask():
+		if a.err != nil || !reflect.DeepEqual(a.m, first) {
+			t.Fatalf("while recomputing: %v %+v, want the expired market", a.err, a.m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request queued behind the recomputation")
+	}
+
+	e.srv.prices.invalidate()
+	waiter := ask()
+	select {
+	case a := <-waiter:
+		t.Fatalf("after invalidate a request got %+v without waiting", a)
+	case <-time.After(100 * time.Millisecond):
+	}
+	g.mu.Lock()
+	close(g.gate)
+	g.gate = nil
+	g.mu.Unlock()
+	for _, ch := range []<-chan answer{refresher, waiter} {
+		if a := <-ch; a.err != nil {
+			t.Fatal(a.err)
 		}
 	}
 }
