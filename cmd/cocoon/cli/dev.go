@@ -58,6 +58,7 @@ const (
 type devNet struct {
 	c       *Context
 	dir     string
+	src     string // where to look for the checkout ("" or "."; the working directory)
 	noVM    bool
 	start   time.Time
 	log     *slog.Logger
@@ -96,11 +97,12 @@ func (c *Context) devUp(ctx context.Context, _ *Context, args []string) error {
 	image := fs.String("image", "out/image", "image directory to build into and boot (VM path)")
 	prompt := fs.String("prompt", "Once upon a time", "what the client asks the worker")
 	maxTokens := fs.Int("max-tokens", 48, "most tokens in the answer")
+	src := fs.String("src", ".", "checkout of this project (for --no-vm: the bundled test model), searched upward from here")
 	keep := fs.Bool("keep", false, "after the summary, keep the network running (registry, dashboard, worker, proxy) until interrupted")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	d := &devNet{c: c, noVM: *noVM, start: time.Now(), image: *image}
+	d := &devNet{c: c, noVM: *noVM, start: time.Now(), image: *image, src: *src}
 	if *dir == "" {
 		base := filepath.Join(defaultCache(), "dev")
 		if err := os.MkdirAll(base, 0o700); err != nil {
@@ -212,7 +214,7 @@ func (d *devNet) run(ctx context.Context, prompt string, maxTokens int) error {
 // TDX registers for the summary.
 func (d *devNet) buildImage(ctx context.Context) error {
 	d.step("building the image into %s (the first build fetches the pinned Debian inputs)", d.image)
-	if err := d.c.sub(ctx, io.Discard, "image", "build", "--quiet", "--out", d.image); err != nil {
+	if err := d.c.sub(ctx, io.Discard, "image", "build", "--quiet", "--src", d.srcDir(), "--out", d.image); err != nil {
 		return err
 	}
 	d.step("image built; predicting its measurements")
@@ -442,7 +444,7 @@ func (d *devNet) startLocalWorker(ctx context.Context) error {
 // the given static config; join gives it the registry section, so it
 // registers, heartbeats and sends its receipts by itself.
 func (d *devNet) localWorker(ctx context.Context, name, static string, join bool) (*worker.Worker, string, error) {
-	src, err := findSource(".")
+	src, err := findSource(d.srcDir())
 	if err != nil {
 		return nil, "", err
 	}
@@ -818,4 +820,13 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return os.WriteFile(to, b, 0o644)
+}
+
+// srcDir is where to look for the checkout: --src, else the working
+// directory.
+func (d *devNet) srcDir() string {
+	if d.src == "" {
+		return "."
+	}
+	return d.src
 }
