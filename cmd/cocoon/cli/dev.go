@@ -214,7 +214,15 @@ func (d *devNet) run(ctx context.Context, prompt string, maxTokens int) error {
 // TDX registers for the summary.
 func (d *devNet) buildImage(ctx context.Context) error {
 	d.step("building the image into %s (the first build fetches the pinned Debian inputs)", d.image)
-	if err := d.c.sub(ctx, io.Discard, "image", "build", "--quiet", "--src", d.srcDir(), "--out", d.image); err != nil {
+	src, err := findSource(d.srcDir())
+	if err != nil {
+		return err
+	}
+	// The pinned Debian inputs: downloaded once, checked every time.
+	if err := d.c.sub(ctx, io.Discard, "image", "fetch", "--quiet", "--src", src); err != nil {
+		return err
+	}
+	if err := d.c.sub(ctx, io.Discard, "image", "build", "--quiet", "--src", src, "--out", d.image); err != nil {
 		return err
 	}
 	d.step("image built; predicting its measurements")
