@@ -253,7 +253,7 @@ func (n *Network) StartFake(static string, allow bool, h http.Handler) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range (mruntime.Log{{Kind: mruntime.KindStaticConfig, Payload: []byte(static)}, {Kind: mruntime.KindBootComplete}}) {
+	for _, e := range mruntime.BootLog([]byte(static), nil) {
 		if err := s.Extend(e); err != nil {
 			t.Fatal(err)
 		}

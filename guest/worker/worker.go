@@ -167,7 +167,7 @@ func (w *Worker) open(ctx context.Context) (err error) {
 	if w.kind == "sim" {
 		// The simulator's RTMR3 starts empty: replay what the init
 		// measured in a real guest, so verifiers see the same runtime log.
-		for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: static}, {Kind: runtime.KindBootComplete}}) {
+		for _, e := range runtime.BootLog(static, nil) {
 			if err := w.provider.Extend(e); err != nil {
 				return fmt.Errorf("worker: simulator extend: %w", err)
 			}

@@ -141,11 +141,7 @@ func (m MeasureConfig) Run(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	events := runtime.Log{{Kind: runtime.KindStaticConfig, Payload: s.StaticConfig}}
-	if s.GPUAttestation != nil {
-		events = append(events, runtime.Event{Kind: runtime.KindGPUAttestation, Payload: s.GPUAttestation})
-	}
-	events = append(events, runtime.Event{Kind: runtime.KindBootComplete})
+	events := runtime.BootLog(s.StaticConfig, s.GPUAttestation)
 	if err := measured.Measure(s.Registers, events, f); err != nil {
 		f.Close()
 		return err

@@ -61,6 +61,18 @@ const (
 
 var kinds = map[string]bool{KindStaticConfig: true, KindGPUAttestation: true, KindBootComplete: true}
 
+// BootLog is the log the init measures at every boot (init/boot): the
+// static config, the canonical GPU attestation result when the static
+// config requires a GPU (nil: none), then boot complete. Simulated guests
+// and predictions replay the same log.
+func BootLog(static, gpu []byte) Log {
+	l := Log{{Kind: KindStaticConfig, Payload: static}}
+	if gpu != nil {
+		l = append(l, Event{Kind: KindGPUAttestation, Payload: gpu})
+	}
+	return append(l, Event{Kind: KindBootComplete})
+}
+
 // MaxPayload bounds one event's payload.
 const MaxPayload = 64 << 10
 

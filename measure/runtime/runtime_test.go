@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -112,4 +113,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the log: %v", err)
 		}
 	})
+}
+
+// BootLog is the init's sequence, with the GPU result only when given.
+func TestBootLog(t *testing.T) {
+	for _, tc := range []struct {
+		gpu   []byte
+		kinds []string
+	}{
+		{nil, []string{KindStaticConfig, KindBootComplete}},
+		{[]byte(`{"ok":true}`), []string{KindStaticConfig, KindGPUAttestation, KindBootComplete}},
+	} {
+		l := BootLog([]byte(`{"model":"m"}`), tc.gpu)
+		if err := l.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range l {
+			kinds = append(kinds, e.Kind)
+		}
+		if !slices.Equal(kinds, tc.kinds) || string(l[0].Payload) != `{"model":"m"}` {
+			t.Fatalf("%v %q", kinds, l[0].Payload)
+		}
+	}
 }

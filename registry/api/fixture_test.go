@@ -65,7 +65,7 @@ func newSimWorkerBody(t testing.TB, seed byte, body *sim.Body, config string, ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: []byte(config)}, {Kind: runtime.KindBootComplete}}) {
+	for _, e := range runtime.BootLog([]byte(config), nil) {
 		if err := s.Extend(e); err != nil {
 			t.Fatal(err)
 		}

@@ -127,7 +127,7 @@ func bootSimulator() (*sim.Simulator, [32]byte, error) {
 	if err != nil {
 		return nil, [32]byte{}, err
 	}
-	for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: []byte(staticConfig)}, {Kind: runtime.KindBootComplete}}) {
+	for _, e := range runtime.BootLog([]byte(staticConfig), nil) {
 		if err := s.Extend(e); err != nil {
 			return nil, [32]byte{}, err
 		}

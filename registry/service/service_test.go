@@ -77,7 +77,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	const static = `{"worker":"service-test"}`
-	for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: []byte(static)}, {Kind: runtime.KindBootComplete}}) {
+	for _, e := range runtime.BootLog([]byte(static), nil) {
 		if err := s.Extend(e); err != nil {
 			t.Fatal(err)
 		}

@@ -255,7 +255,7 @@ func (d *devNet) buildImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rl, err := runtime.Log{{Kind: runtime.KindStaticConfig, Payload: b}, {Kind: runtime.KindBootComplete}}.Marshal()
+	rl, err := runtime.BootLog(b, nil).Marshal()
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,7 @@ func (d *devNet) simulator() error {
 	if err := os.WriteFile(filepath.Join(d.dir, "static.json"), static, 0o644); err != nil {
 		return err
 	}
-	for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: static}, {Kind: runtime.KindBootComplete}}) {
+	for _, e := range runtime.BootLog(static, nil) {
 		if err := s.Extend(e); err != nil {
 			return err
 		}

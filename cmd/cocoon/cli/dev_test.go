@@ -240,7 +240,7 @@ func (d *devNet) rogueWorker(ctx context.Context, t *testing.T) (*worker.Worker,
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range (runtime.Log{{Kind: runtime.KindStaticConfig, Payload: static}, {Kind: runtime.KindBootComplete}}) {
+	for _, e := range runtime.BootLog(static, nil) {
 		s.Extend(e)
 	}
 	m, err := s.Measurements()
