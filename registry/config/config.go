@@ -179,7 +179,7 @@ func Parse(r io.Reader, dir string) (*Config, error) {
 			c.Store = "sqlite:" + abs(dir, p)
 		}
 	} else if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
-		return nil, bad("store %q: want sqlite:PATH or postgres://...", redact(c.Store))
+		return nil, bad("store %q: want sqlite:PATH or postgres://...", RedactDSN(c.Store))
 	}
 	if c.Policy == "" && c.VTPMPolicy == "" {
 		return nil, bad("policy: required (a cocoon-policy/v1 file), unless vtpm_policy admits the workers")
@@ -251,8 +251,8 @@ func abs(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// redact hides a DSN's password in messages.
-func redact(dsn string) string {
+// RedactDSN hides a DSN's password, for messages and what is printed.
+func RedactDSN(dsn string) string {
 	if i := strings.Index(dsn, "@"); i > 0 {
 		if j := strings.LastIndex(dsn[:i], ":"); j > strings.Index(dsn, "//") {
 			return dsn[:j+1] + "***" + dsn[i:]

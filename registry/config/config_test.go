@@ -133,3 +133,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://reg:s3cret@db:5432/reg": "postgres://reg:***@db:5432/reg",
+		"postgres://reg@db/reg":             "postgres://reg@db/reg",
+		"sqlite:/var/lib/reg.db":            "sqlite:/var/lib/reg.db",
+	} {
+		if got := RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

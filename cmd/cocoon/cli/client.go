@@ -110,8 +110,7 @@ func (c *Context) newClient(ctx context.Context, f *clientFlags) (*client.Client
 
 // clientTON writes nanoton as TON, trailing zeros dropped.
 func clientTON(n uint64) string {
-	s := strings.TrimRight(fmt.Sprintf("%d.%09d", n/1e9, n%1e9), "0")
-	return strings.TrimSuffix(s, ".")
+	return strings.TrimSuffix(strings.TrimRight(nanotonStr(n), "0"), ".")
 }
 
 func (c *Context) clientWorkers(ctx context.Context, _ *Context, args []string) error {

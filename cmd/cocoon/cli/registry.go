@@ -65,17 +65,12 @@ func (c *Context) registryServe(ctx context.Context, _ *Context, args []string) 
 		return fmt.Errorf("registry: %w", err)
 	}
 	fmt.Fprintf(c.Stdout, "registry: serving http://%s (API /v1, dashboard /), store %s, chain %s, hot wallet %s\n",
-		ln.Addr(), redactDSN(cfg.Store), cfg.Chain.Kind, svc.Wallet.Address().String())
+		ln.Addr(), config.RedactDSN(cfg.Store), cfg.Chain.Kind, svc.Wallet.Address().String())
 	err = svc.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
-}
-
-// redactDSN hides a PostgreSQL password from what is printed.
-func redactDSN(dsn string) string {
-	return regexp.MustCompile(`(://[^:/@]+):[^@]*@`).ReplaceAllString(dsn, "$1:***@")
 }
 
 // adminFlags are the flags of the admin calls: where the registry is and
