@@ -75,10 +75,8 @@ type devNet struct {
 	vmDone   chan struct{} // closed when the launcher returns (VM path)
 	svc      *service.Service
 	admin    *api.Client
-	token    string
 	payout   *address.Address
 	workerID string
-	fwdPort  int
 
 	checked []client.Checked
 	answer  string
@@ -139,7 +137,7 @@ func (d *devNet) keep(ctx context.Context) {
 	rd := filepath.Join(d.dir, "registry")
 	pol := "--vtpm-policy " + filepath.Join(rd, "vtpm-policy.json")
 	if d.noVM {
-		pol = "--policy " + filepath.Join(rd, "policy.json") + " --sim-root " + filepath.Join(rd, "sim-root.pem")
+		pol = "--policy " + filepath.Join(rd, "policy.json") + " --sim-root " + filepath.Join(d.dir, "sim-root.pem")
 	}
 	fmt.Fprintf(d.c.Stdout, `
 The network keeps running; Ctrl-C stops it.
@@ -354,8 +352,8 @@ func (d *devNet) startRegistry(ctx context.Context) error {
 	if _, err := rand.Read(tok); err != nil {
 		return err
 	}
-	d.token = hex.EncodeToString(tok)
-	if err := os.WriteFile(filepath.Join(rd, "admin.token"), []byte(d.token+"\n"), 0o600); err != nil {
+	token := hex.EncodeToString(tok)
+	if err := os.WriteFile(filepath.Join(rd, "admin.token"), []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
 	cfg := map[string]any{
@@ -372,10 +370,7 @@ func (d *devNet) startRegistry(ctx context.Context) error {
 		if err := writeJSON(filepath.Join(rd, "policy.json"), pol); err != nil {
 			return err
 		}
-		if err := copyFile(filepath.Join(d.dir, "sim-root.pem"), filepath.Join(rd, "sim-root.pem")); err != nil {
-			return err
-		}
-		cfg["policy"], cfg["simulator_root"] = "policy.json", "sim-root.pem"
+		cfg["policy"], cfg["simulator_root"] = "policy.json", filepath.Join(d.dir, "sim-root.pem")
 		cfg["allow"] = []string{hex.EncodeToString(d.simHash[:])}
 	} else {
 		// The development boot path attests with the swtpm vTPM: its AK is
@@ -413,7 +408,7 @@ func (d *devNet) startRegistry(ctx context.Context) error {
 	go func() { d.svc.Serve(sctx, ln); close(done) }()
 	d.closers = append(d.closers, func() { stop(); <-done })
 	d.regURL = "http://" + ln.Addr().String()
-	d.admin = &api.Client{BaseURL: d.regURL, Token: d.token, HTTP: &http.Client{Timeout: time.Minute}}
+	d.admin = &api.Client{BaseURL: d.regURL, Token: token, HTTP: &http.Client{Timeout: time.Minute}}
 	d.step("registry serving %s (dashboard %s/); SQLite store, emulated TON ledger, hot wallet %s funded with %s TON",
 		d.regURL, d.regURL, d.svc.Wallet.Address().String(), nanotonStr(devFund))
 	return nil
@@ -496,11 +491,11 @@ func (d *devNet) bootWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.fwdPort = l.Addr().(*net.TCPAddr).Port
+	fwdPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(d.regURL, "http://"))
 	static := d.vmStatic(map[string]string{"pcr4": d.tpm["pcr4"], "pcr9": d.tpm["pcr9"]})
-	endpoint := fmt.Sprintf("127.0.0.1:%d", d.fwdPort)
+	endpoint := fmt.Sprintf("127.0.0.1:%d", fwdPort)
 	guest := map[string]any{"static": static, "runtime": map[string]any{
 		"network": map[string]any{"mode": "dhcp"},
 		// QEMU's user network: the host's loopback is 10.0.2.2.
@@ -598,7 +593,7 @@ func (d *devNet) client() (*client.Client, error) {
 	rd := filepath.Join(d.dir, "registry")
 	var err error
 	if d.noVM {
-		if p, err = client.LoadPolicy(client.PolicyFiles{TDX: filepath.Join(rd, "policy.json"), SimRoot: filepath.Join(rd, "sim-root.pem")}); err != nil {
+		if p, err = client.LoadPolicy(client.PolicyFiles{TDX: filepath.Join(rd, "policy.json"), SimRoot: filepath.Join(d.dir, "sim-root.pem")}); err != nil {
 			return nil, err
 		}
 	} else if p, err = client.LoadPolicy(client.PolicyFiles{VTPM: filepath.Join(rd, "vtpm-policy.json")}); err != nil {
@@ -672,7 +667,7 @@ func (d *devNet) chat(ctx context.Context, cl *client.Client, prompt string, max
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("chat through the proxy: %s: %s", resp.Status, b)
 	}
-	d.picked = resp.Header.Get("X-Cocoon-Worker")
+	d.picked = resp.Header.Get(client.HeaderWorker)
 	d.step("chat: %q -> worker %s, streaming:", prompt, shortHex(d.picked))
 	fmt.Fprint(d.c.Stdout, "          ")
 	var text strings.Builder
@@ -820,14 +815,6 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o600)
-}
-
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o644)
 }
 
 // srcDir is where to look for the checkout: --src, else the working
