@@ -233,18 +233,15 @@ func (p *Policy) verifier(now func() time.Time) *ratls.Verifier {
 // none, and its policy's PCR sets pin the boot instead.
 func (p *Policy) checkImage(res *ratls.Result) (string, error) {
 	a := res.Attested
-	if a.ImageHash == nil {
-		if a.Kind == attest.VTPM {
-			return "vTPM evidence has no image hash; the vTPM policy's PCR sets pin the boot", nil
-		}
-		return "", fmt.Errorf("%w: %s evidence attests no image hash", ErrImage, a.Kind)
+	var allow [][32]byte
+	if p.TDX != nil {
+		allow = p.TDX.ImageHashes
 	}
-	if p.TDX == nil || !slices.Contains(p.TDX.ImageHashes, *a.ImageHash) {
-		n := 0
-		if p.TDX != nil {
-			n = len(p.TDX.ImageHashes)
-		}
-		return "", fmt.Errorf("%w: image hash %x is not among the %d allowlisted", ErrImage, a.ImageHash[:], n)
+	if err := ratls.CheckImage(a, allow); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrImage, err)
+	}
+	if a.ImageHash == nil {
+		return "vTPM evidence has no image hash; the vTPM policy's PCR sets pin the boot", nil
 	}
 	return fmt.Sprintf("%x", a.ImageHash[:]), nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cocoon-appliance/cocoon/guest/attest"
@@ -22,6 +23,24 @@ import (
 // and returns what it attests.
 type EvidenceVerifier interface {
 	VerifyEvidence(e *attest.Evidence, reportData [attest.ReportDataSize]byte, now time.Time) (*Attested, error)
+}
+
+// CheckImage is the image rule of registries and clients alike, applied
+// after verification: TDX and simulated evidence must measure an image
+// hash on allow (a policy's measurement sets alone do not admit an image);
+// vTPM evidence measures none, and its policy's PCR sets pin the boot. The
+// error wraps ErrPolicy.
+func CheckImage(a *Attested, allow [][32]byte) error {
+	if a.ImageHash == nil {
+		if a.Kind == attest.VTPM {
+			return nil
+		}
+		return fmt.Errorf("%w: %s evidence attests no image hash", ErrPolicy, a.Kind)
+	}
+	if !slices.Contains(allow, *a.ImageHash) {
+		return fmt.Errorf("%w: image hash %x is not among the %d allowlisted", ErrPolicy, a.ImageHash[:], len(allow))
+	}
+	return nil
 }
 
 // Attested is what verified evidence vouches for.

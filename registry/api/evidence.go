@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,13 +91,8 @@ func (s *Server) verify(ctx context.Context, der []byte, now time.Time) (*ratls.
 	if err != nil {
 		return nil, attestationError(err)
 	}
-	// The template's measurement sets would admit an image by its
-	// registers alone; the registry admits allowlisted images only.
-	if h := res.Attested.ImageHash; h != nil && !slices.Contains(hashes, *h) {
-		return nil, fail(http.StatusForbidden, CodeImage, ratls.ErrPolicy, "image hash %x is not allowlisted", h[:])
-	}
-	if res.Attested.ImageHash == nil && res.Attested.Kind != attest.VTPM {
-		return nil, fail(http.StatusForbidden, CodeImage, ratls.ErrPolicy, "%s evidence attests no image hash", res.Attested.Kind)
+	if err := ratls.CheckImage(res.Attested, hashes); err != nil {
+		return nil, fail(http.StatusForbidden, CodeImage, err, "%s", err.Error())
 	}
 	return res, nil
 }
