@@ -408,9 +408,8 @@ func (c *Context) predictRebuild(ctx context.Context, r *clientRebuild) (*client
 	}
 	p := &client.Prediction{}
 	var out bytes.Buffer
-	sub := &Context{Stdin: c.Stdin, Stdout: &out, Stderr: c.Stderr}
 	mem := strconv.FormatUint(r.memory, 10)
-	if err := sub.measureTDX(ctx, sub, []string{"--image", dir, "--json", "--memory", mem, "--cpus", strconv.Itoa(r.cpus)}); err != nil {
+	if err := c.sub(ctx, &out, "measure", "tdx", "--image", dir, "--json", "--memory", mem, "--cpus", strconv.Itoa(r.cpus)); err != nil {
 		p.TDXErr = err
 	} else {
 		var m map[string]*string
@@ -429,7 +428,7 @@ func (c *Context) predictRebuild(ctx context.Context, r *clientRebuild) (*client
 		}
 	}
 	out.Reset()
-	if err := sub.measureTPM(ctx, sub, []string{"--image", dir, "--json", "--memory", mem}); err != nil {
+	if err := c.sub(ctx, &out, "measure", "tpm", "--image", dir, "--json", "--memory", mem); err != nil {
 		p.TPMErr = err
 	} else {
 		var m map[string]string
